@@ -1,0 +1,175 @@
+//! Time for the engine: window geometry and the clock the ticks are read from.
+//!
+//! A *tick* is the number of whole buckets elapsed since the manager's origin
+//! (the clock reading taken when it was built). Rate windows stamp each bucket
+//! with the tick it counts for, so the only thing the hot path needs from the
+//! clock is one reading turned into `(tick, nanos)`.
+//!
+//! Time is always injected: the manager is handed a [`quanta::Clock`]
+//! (`quanta::Clock::mock()` in tests), and nothing in the engine calls
+//! `Instant::now()`. Under `--cfg quota_loom` the clock is a plain tick counter
+//! that a model advances by hand.
+
+use std::time::Duration;
+
+/// Shape of every rate window of one manager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    /// Length of one bucket in nanoseconds (at least 1).
+    pub(crate) bucket_nanos: u64,
+    /// Number of buckets in a window (1 ..= [`MAX_BUCKETS`]).
+    pub(crate) buckets: u64,
+}
+
+/// Largest bucket count a window may have.
+pub(crate) const MAX_BUCKETS: usize = 1024;
+/// Shortest bucket a window may have.
+pub(crate) const MIN_BUCKET: Duration = Duration::from_micros(1);
+/// Longest window a manager may have.
+pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(3600);
+
+impl Geometry {
+    /// Validates a window length and bucket count.
+    pub(crate) fn new(window: Duration, buckets: usize) -> Result<Geometry, String> {
+        if buckets == 0 || buckets > MAX_BUCKETS {
+            return Err(format!(
+                "bucket count must be between 1 and {MAX_BUCKETS}, got {buckets}"
+            ));
+        }
+        if window > MAX_WINDOW {
+            return Err(format!(
+                "window must be at most {MAX_WINDOW:?}, got {window:?}"
+            ));
+        }
+        let window_nanos = window.as_nanos() as u64;
+        let bucket_nanos = window_nanos / buckets as u64;
+        if bucket_nanos < MIN_BUCKET.as_nanos() as u64 {
+            return Err(format!(
+                "window {window:?} split into {buckets} buckets gives buckets shorter than {MIN_BUCKET:?}"
+            ));
+        }
+        if bucket_nanos * buckets as u64 != window_nanos {
+            return Err(format!(
+                "window {window:?} does not divide into {buckets} equal buckets of whole nanoseconds"
+            ));
+        }
+        Ok(Geometry {
+            bucket_nanos,
+            buckets: buckets as u64,
+        })
+    }
+
+    #[inline]
+    pub(crate) fn window_nanos(&self) -> u64 {
+        self.bucket_nanos * self.buckets
+    }
+
+    /// Converts a per-second quota into the amount one window may hold.
+    #[inline]
+    pub(crate) fn window_limit(&self, per_second: u64) -> u64 {
+        let w = self.window_nanos();
+        if w == 1_000_000_000 {
+            per_second
+        } else {
+            let l = (per_second as u128 * w as u128) / 1_000_000_000u128;
+            l.min(u64::MAX as u128) as u64
+        }
+    }
+
+    /// Converts an amount held by a window into a per-second rate.
+    #[inline]
+    pub(crate) fn per_second(&self, in_window: u64) -> u64 {
+        let w = self.window_nanos();
+        if w == 1_000_000_000 {
+            in_window
+        } else {
+            let r = (in_window as u128 * 1_000_000_000u128) / w as u128;
+            r.min(u64::MAX as u128) as u64
+        }
+    }
+}
+
+/// One clock reading, as the windows need it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Now {
+    /// Buckets elapsed since the origin.
+    pub(crate) tick: u64,
+    /// Nanoseconds elapsed since the origin.
+    pub(crate) nanos: u64,
+}
+
+/// The manager's clock: a `quanta::Clock` and the origin ticks count from.
+#[cfg(not(quota_loom))]
+#[derive(Debug)]
+pub(crate) struct TickClock {
+    clock: quanta::Clock,
+    origin: u64,
+    geometry: Geometry,
+}
+
+#[cfg(not(quota_loom))]
+impl TickClock {
+    pub(crate) fn new(clock: quanta::Clock, geometry: Geometry) -> TickClock {
+        let origin = clock.raw();
+        TickClock {
+            clock,
+            origin,
+            geometry,
+        }
+    }
+
+    /// Reads the clock once.
+    #[inline]
+    pub(crate) fn now(&self) -> Now {
+        let nanos = self.clock.delta_as_nanos(self.origin, self.clock.raw());
+        Now {
+            tick: nanos / self.geometry.bucket_nanos,
+            nanos,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+}
+
+/// Loom stand-in: a tick counter the model advances with [`TickClock::advance`].
+#[cfg(quota_loom)]
+#[derive(Debug)]
+pub(crate) struct TickClock {
+    tick: crate::sync::AtomicU64,
+    geometry: Geometry,
+}
+
+#[cfg(quota_loom)]
+impl TickClock {
+    pub(crate) fn new(geometry: Geometry) -> TickClock {
+        TickClock {
+            tick: crate::sync::AtomicU64::new(0),
+            geometry,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn now(&self) -> Now {
+        // The models read time like any other shared value; SeqCst keeps the
+        // clock itself out of the orderings being verified.
+        let tick = self.tick.load(crate::sync::Ordering::SeqCst);
+        Now {
+            tick,
+            nanos: tick * self.geometry.bucket_nanos,
+        }
+    }
+
+    /// Moves time forward by whole buckets.
+    pub(crate) fn advance(&self, buckets: u64) {
+        self.tick
+            .fetch_add(buckets, crate::sync::Ordering::SeqCst);
+    }
+
+    #[inline]
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+}

@@ -1,0 +1,701 @@
+//! The manager: tenant lifecycle over the registry, and enforcement by id.
+
+use std::collections::BTreeMap;
+use std::sync::Arc as StdArc;
+use std::time::{Duration, SystemTime};
+
+use crate::clock::{Geometry, TickClock};
+use crate::registry::Registry;
+use crate::sync::Arc;
+use crate::tenant::{validate_name, validate_tenant_id, TenantInfo};
+use crate::tracker::{utilization, Held, QuotaTracker};
+use crate::{Error, Permit, QuotaType, Quotas, Tenant, TenantStats, TenantStatus, Usage};
+
+/// Coordinates tenants and enforces their quotas by id.
+///
+/// `Manager` is `Send + Sync`; a broker builds one and shares it as
+/// `Arc<Manager>`. Enforcement (`enforce_*`, `acquire_*`, `release_*`) takes no
+/// lock and allocates nothing on admission or quota refusal; the admin calls
+/// (`create_tenant`, `update_tenant`, ...) touch only the tenant they name.
+///
+/// # Examples
+///
+/// ```
+/// use streambus_tenancy::{Manager, Quotas, QuotaType, Error};
+///
+/// let manager = Manager::new();
+/// manager.create_tenant("acme-corp", "ACME Corporation", Quotas::default())?;
+///
+/// // On every produce request:
+/// manager.enforce_produce_quota("acme-corp", 1024, 1)?;
+///
+/// // A refusal says which quota, how much is in use, the limit, and when to retry.
+/// match manager.enforce_produce_quota("acme-corp", 64 << 20, 1) {
+///     Err(Error::QuotaExceeded(e)) => {
+///         assert_eq!(e.quota_type, QuotaType::BytesPerSecond);
+///         assert_eq!(e.retry_after, None); // 64 MiB alone exceeds 10 MiB/s
+///     }
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Manager {
+    registry: Registry,
+    clock: StdArc<TickClock>,
+}
+
+/// Configures a [`Manager`]: clock, window length, bucket count, capacity.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use streambus_tenancy::Manager;
+///
+/// let (clock, mock) = quanta::Clock::mock();
+/// let manager = Manager::builder()
+///     .clock(clock)
+///     .window(Duration::from_secs(1))
+///     .buckets(10)
+///     .build();
+/// mock.increment(Duration::from_millis(100)); // tests move time by hand
+/// # drop(manager);
+/// ```
+#[derive(Debug)]
+pub struct ManagerBuilder {
+    clock: Option<quanta::Clock>,
+    window: Duration,
+    buckets: usize,
+    capacity: usize,
+}
+
+impl ManagerBuilder {
+    /// The clock windows read time from (default: `quanta::Clock::new()`).
+    /// Tests pass `quanta::Clock::mock()` and advance it by hand.
+    pub fn clock(mut self, clock: quanta::Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Length of the sliding window rates are measured over (default 1 s).
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Buckets per window (default 10, i.e. 100 ms buckets).
+    pub fn buckets(mut self, buckets: usize) -> Self {
+        self.buckets = buckets;
+        self
+    }
+
+    /// Tenants to make room for up front (default 0: grow as needed).
+    pub fn capacity(mut self, tenants: usize) -> Self {
+        self.capacity = tenants;
+        self
+    }
+
+    /// Builds the manager.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if the bucket count is 0 or above 1024, the
+    /// window is longer than an hour, a bucket would be shorter than 1 µs, or
+    /// the window does not split into equal whole-nanosecond buckets.
+    pub fn try_build(self) -> Result<Manager, Error> {
+        let geometry = Geometry::new(self.window, self.buckets).map_err(Error::InvalidConfig)?;
+        #[cfg(not(quota_loom))]
+        let clock = TickClock::new(self.clock.unwrap_or_default(), geometry);
+        #[cfg(quota_loom)]
+        let clock = {
+            let _ = self.clock;
+            TickClock::new(geometry)
+        };
+        Ok(Manager {
+            registry: Registry::new(self.capacity),
+            clock: StdArc::new(clock),
+        })
+    }
+
+    /// Builds the manager.
+    ///
+    /// # Panics
+    ///
+    /// If the configuration is invalid; see [`ManagerBuilder::try_build`].
+    pub fn build(self) -> Manager {
+        match self.try_build() {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+impl Default for Manager {
+    fn default() -> Self {
+        Manager::new()
+    }
+}
+
+/// Fields of a tenant to create beyond id, name and quotas.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewTenant {
+    /// Unique id (see [`validate_tenant_id`](crate::validate_tenant_id)).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Operator labels.
+    pub metadata: BTreeMap<String, String>,
+    /// Quotas.
+    pub quotas: Quotas,
+}
+
+/// A partial update of a tenant: `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TenantUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New metadata (replaces the old map whole).
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// New quotas; the next enforcement sees them.
+    pub quotas: Option<Quotas>,
+}
+
+impl Manager {
+    /// A manager on the real clock with a 1 s window of 10 buckets.
+    pub fn new() -> Manager {
+        Manager::builder().build()
+    }
+
+    /// Configures a manager; see [`ManagerBuilder`].
+    pub fn builder() -> ManagerBuilder {
+        ManagerBuilder {
+            clock: None,
+            window: Duration::from_secs(1),
+            buckets: 10,
+            capacity: 0,
+        }
+    }
+
+    /// The window rates are measured over.
+    pub fn window(&self) -> Duration {
+        Duration::from_nanos(self.clock.geometry().window_nanos())
+    }
+
+    /// Buckets per window.
+    pub fn buckets(&self) -> usize {
+        self.clock.geometry().buckets as usize
+    }
+
+    /// Number of tenants.
+    pub fn len(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// True if there are no tenants.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Moves the loom stand-in clock forward by whole buckets (models only).
+    #[cfg(quota_loom)]
+    pub fn advance_buckets(&self, buckets: u64) {
+        self.clock.advance(buckets);
+    }
+
+    // ----- lifecycle -------------------------------------------------------
+
+    /// Creates an active tenant.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTenantId`], [`Error::InvalidName`],
+    /// [`Error::InvalidQuotas`] for bad input; [`Error::TenantExists`] if the
+    /// id is taken (of concurrent creates of one id exactly one succeeds).
+    pub fn create_tenant(&self, id: &str, name: &str, quotas: Quotas) -> Result<Tenant, Error> {
+        self.create(NewTenant {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            quotas,
+            ..NewTenant::default()
+        })
+    }
+
+    /// Creates an active tenant with a description and metadata.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::create_tenant`].
+    pub fn create(&self, new: NewTenant) -> Result<Tenant, Error> {
+        let now = SystemTime::now();
+        self.insert(Tenant {
+            id: new.id,
+            name: new.name,
+            description: new.description,
+            created_at: now,
+            updated_at: now,
+            quotas: new.quotas,
+            metadata: new.metadata,
+            status: TenantStatus::Active,
+        })
+    }
+
+    /// Inserts a tenant as it is, keeping its timestamps and status: how a
+    /// durable store rebuilds the engine at start.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::create_tenant`]; a `Deleted` tenant is refused with
+    /// [`Error::InvalidConfig`].
+    pub fn restore(&self, tenant: Tenant) -> Result<Tenant, Error> {
+        self.insert(tenant)
+    }
+
+    fn insert(&self, t: Tenant) -> Result<Tenant, Error> {
+        validate_tenant_id(&t.id)?;
+        validate_name(&t.name)?;
+        t.quotas.validate()?;
+        if t.status == TenantStatus::Deleted {
+            return Err(Error::InvalidConfig(format!(
+                "tenant {:?} is deleted and cannot be inserted",
+                t.id
+            )));
+        }
+        let info = TenantInfo {
+            name: t.name.as_str().into(),
+            description: t.description.as_str().into(),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            metadata: t.metadata.clone(),
+        };
+        let tracker = QuotaTracker::new(
+            StdArc::from(t.id.as_str()),
+            t.quotas,
+            StdArc::clone(&self.clock),
+            info,
+        );
+        if t.status == TenantStatus::Suspended {
+            let _ = tracker.transition(&[TenantStatus::Active], TenantStatus::Suspended);
+        }
+        match self.registry.try_insert(Arc::new(tracker)) {
+            Ok(()) => {
+                tracing::debug!(tenant = %t.id, "tenant created");
+                Ok(t)
+            }
+            Err(()) => Err(Error::TenantExists(t.id)),
+        }
+    }
+
+    /// The tenant with this id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotFound`].
+    pub fn get_tenant(&self, id: &str) -> Result<Tenant, Error> {
+        self.lookup(id, |t| tenant_of(t))
+    }
+
+    /// Changes a tenant's name and/or quotas; the next enforcement sees the
+    /// new quotas. Lowering a quota below current usage keeps what is held
+    /// and refuses new admissions until usage falls below the new limit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], [`Error::InvalidQuotas`],
+    /// [`Error::TenantNotFound`].
+    pub fn update_tenant(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        quotas: Option<Quotas>,
+    ) -> Result<Tenant, Error> {
+        self.update(
+            id,
+            TenantUpdate {
+                name: name.map(str::to_owned),
+                quotas,
+                ..TenantUpdate::default()
+            },
+        )
+    }
+
+    /// Applies a partial update (name, description, metadata, quotas).
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::update_tenant`].
+    pub fn update(&self, id: &str, update: TenantUpdate) -> Result<Tenant, Error> {
+        if let Some(name) = &update.name {
+            validate_name(name)?;
+        }
+        if let Some(q) = &update.quotas {
+            q.validate()?;
+        }
+        let tracker = self.get_tracker(id)?;
+        if let Some(q) = update.quotas {
+            tracker.set_quotas(q);
+        }
+        tracker.info.rcu(|old| {
+            let mut info = (**old).clone();
+            if let Some(n) = &update.name {
+                info.name = n.as_str().into();
+            }
+            if let Some(d) = &update.description {
+                info.description = d.as_str().into();
+            }
+            if let Some(m) = &update.metadata {
+                info.metadata = m.clone();
+            }
+            info.updated_at = SystemTime::now();
+            info
+        });
+        Ok(tenant_of(&tracker))
+    }
+
+    /// Removes a tenant. Handles still held ([`QuotaTracker`], [`Permit`])
+    /// refuse every admission from now on, and their releases never touch a
+    /// tenant later created with the same id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotFound`].
+    pub fn delete_tenant(&self, id: &str) -> Result<(), Error> {
+        let tracker = self
+            .registry
+            .remove(id)
+            .ok_or_else(|| Error::TenantNotFound(id.to_owned()))?;
+        let _ = tracker.transition(
+            &[TenantStatus::Active, TenantStatus::Suspended],
+            TenantStatus::Deleted,
+        );
+        tracing::debug!(tenant = %id, "tenant deleted");
+        Ok(())
+    }
+
+    /// Every tenant, sorted by id.
+    pub fn list_tenants(&self) -> Vec<Tenant> {
+        let mut all = Vec::with_capacity(self.registry.len());
+        self.registry.for_each(|t| all.push(tenant_of(t)));
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Suspends a tenant: every enforce and acquire call is refused with
+    /// [`Error::TenantNotActive`] from the moment this returns; releases,
+    /// permit drops and storage updates still work so it can drain.
+    /// Suspending a suspended tenant is a no-op.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotFound`].
+    pub fn suspend_tenant(&self, id: &str) -> Result<(), Error> {
+        self.set_status(id, TenantStatus::Active, TenantStatus::Suspended)
+    }
+
+    /// Re-activates a suspended tenant. Activating an active tenant is a no-op.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotFound`].
+    pub fn activate_tenant(&self, id: &str) -> Result<(), Error> {
+        self.set_status(id, TenantStatus::Suspended, TenantStatus::Active)
+    }
+
+    fn set_status(&self, id: &str, from: TenantStatus, to: TenantStatus) -> Result<(), Error> {
+        let tracker = self.get_tracker(id)?;
+        match tracker.transition(&[from, to], to) {
+            Ok(()) => {
+                tracker.info.rcu(|old| {
+                    let mut info = (**old).clone();
+                    info.updated_at = SystemTime::now();
+                    info
+                });
+                tracing::info!(tenant = %id, status = %to, "tenant status changed");
+                Ok(())
+            }
+            // Deleted between the lookup and the transition.
+            Err(_) => Err(Error::TenantNotFound(id.to_owned())),
+        }
+    }
+
+    // ----- enforcement by id -------------------------------------------------
+
+    #[inline]
+    fn lookup<R>(&self, id: &str, f: impl FnOnce(&Arc<QuotaTracker>) -> R) -> Result<R, Error> {
+        match self.registry.with(id, f) {
+            Some(r) => Ok(r),
+            None => Err(not_found(id)),
+        }
+    }
+
+    /// Admits a produce of `bytes` in `messages` messages (plus one request),
+    /// all or nothing. Produce and consume share the rate windows.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] (nothing recorded), [`Error::TenantNotActive`],
+    /// [`Error::TenantNotFound`].
+    #[inline]
+    pub fn enforce_produce_quota(&self, id: &str, bytes: u64, messages: u64) -> Result<(), Error> {
+        self.lookup(id, |t| t.enforce_produce(bytes, messages))?
+    }
+
+    /// Admits a consume (fetch) of `bytes` in `messages` messages (plus one
+    /// request), all or nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::enforce_produce_quota`].
+    #[inline]
+    pub fn enforce_consume_quota(&self, id: &str, bytes: u64, messages: u64) -> Result<(), Error> {
+        self.lookup(id, |t| t.enforce_consume(bytes, messages))?
+    }
+
+    /// Admits one request of another kind.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::enforce_produce_quota`], for `requests_per_second`.
+    #[inline]
+    pub fn enforce_request_quota(&self, id: &str) -> Result<(), Error> {
+        self.lookup(id, |t| t.enforce_request())?
+    }
+
+    #[inline]
+    fn acquire_held(&self, id: &str, held: Held) -> Result<(), Error> {
+        self.lookup(id, |t| t.acquire(held))?
+    }
+
+    #[inline]
+    fn release_held(&self, id: &str, held: Held) {
+        let _ = self.registry.with(id, |t| t.release(held));
+    }
+
+    fn permit(&self, id: &str, held: Held) -> Result<Permit, Error> {
+        self.lookup(id, |t| {
+            t.acquire(held)?;
+            Ok(Permit::new(Arc::clone(t), held))
+        })?
+    }
+
+    /// Takes one connection. Pair with [`Manager::release_connection`], or use
+    /// [`Manager::acquire_connection`] and let the permit release it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] for `connections`, [`Error::TenantNotActive`],
+    /// [`Error::TenantNotFound`].
+    #[inline]
+    pub fn enforce_connection_quota(&self, id: &str) -> Result<(), Error> {
+        self.acquire_held(id, Held::Connections)
+    }
+    /// Gives one connection back (never below 0; unknown ids are ignored).
+    #[inline]
+    pub fn release_connection(&self, id: &str) {
+        self.release_held(id, Held::Connections)
+    }
+    /// Takes one producer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::enforce_connection_quota`], for `producers`.
+    pub fn enforce_producer_quota(&self, id: &str) -> Result<(), Error> {
+        self.acquire_held(id, Held::Producers)
+    }
+    /// Gives one producer back.
+    pub fn release_producer(&self, id: &str) {
+        self.release_held(id, Held::Producers)
+    }
+    /// Takes one consumer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::enforce_connection_quota`], for `consumers`.
+    pub fn enforce_consumer_quota(&self, id: &str) -> Result<(), Error> {
+        self.acquire_held(id, Held::Consumers)
+    }
+    /// Gives one consumer back.
+    pub fn release_consumer(&self, id: &str) {
+        self.release_held(id, Held::Consumers)
+    }
+    /// Takes one consumer group.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::enforce_connection_quota`], for `consumer_groups`.
+    pub fn enforce_consumer_group_quota(&self, id: &str) -> Result<(), Error> {
+        self.acquire_held(id, Held::ConsumerGroups)
+    }
+    /// Gives one consumer group back.
+    pub fn release_consumer_group(&self, id: &str) {
+        self.release_held(id, Held::ConsumerGroups)
+    }
+
+    /// Takes one topic with `partitions` partitions, both or neither.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] for `topics` or `partitions`,
+    /// [`Error::TenantNotActive`], [`Error::TenantNotFound`].
+    pub fn enforce_topic_quota(&self, id: &str, partitions: u32) -> Result<(), Error> {
+        self.lookup(id, |t| t.add_topic(partitions))?
+    }
+    /// Gives back one topic with `partitions` partitions.
+    pub fn release_topic(&self, id: &str, partitions: u32) {
+        let _ = self.registry.with(id, |t| t.remove_topic(partitions));
+    }
+
+    /// Would `bytes` more fit in the storage quota, given the usage last
+    /// reported with [`Manager::update_storage_usage`]? Records nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] for `storage`, [`Error::TenantNotActive`],
+    /// [`Error::TenantNotFound`].
+    pub fn enforce_storage_quota(&self, id: &str, bytes: u64) -> Result<(), Error> {
+        self.lookup(id, |t| t.check_storage(bytes))?
+    }
+
+    /// Sets the storage a tenant occupies (works while suspended).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotFound`].
+    pub fn update_storage_usage(&self, id: &str, bytes: u64) -> Result<(), Error> {
+        self.lookup(id, |t| t.update_storage(bytes))
+    }
+
+    /// Is a retention of `hours` within the tenant's `max_retention_hours`?
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] for `retention_hours`,
+    /// [`Error::TenantNotActive`], [`Error::TenantNotFound`].
+    pub fn enforce_retention_quota(&self, id: &str, hours: u64) -> Result<(), Error> {
+        self.lookup(id, |t| t.check_retention(hours))?
+    }
+
+    /// Takes one connection, released when the permit drops.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::enforce_connection_quota`].
+    pub fn acquire_connection(&self, id: &str) -> Result<Permit, Error> {
+        self.permit(id, Held::Connections)
+    }
+    /// Takes one producer, released when the permit drops.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::enforce_producer_quota`].
+    pub fn acquire_producer(&self, id: &str) -> Result<Permit, Error> {
+        self.permit(id, Held::Producers)
+    }
+    /// Takes one consumer, released when the permit drops.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::enforce_consumer_quota`].
+    pub fn acquire_consumer(&self, id: &str) -> Result<Permit, Error> {
+        self.permit(id, Held::Consumers)
+    }
+    /// Takes one consumer group, released when the permit drops.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::enforce_consumer_group_quota`].
+    pub fn acquire_consumer_group(&self, id: &str) -> Result<Permit, Error> {
+        self.permit(id, Held::ConsumerGroups)
+    }
+
+    // ----- monitoring ------------------------------------------------------
+
+    /// A tenant's usage now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotFound`].
+    pub fn get_usage(&self, id: &str) -> Result<Usage, Error> {
+        self.lookup(id, |t| t.get_usage())
+    }
+
+    /// Every tenant's usage, by id.
+    pub fn get_all_usage(&self) -> BTreeMap<String, Usage> {
+        let mut all = BTreeMap::new();
+        self.registry.for_each(|t| {
+            all.insert(t.id().to_owned(), t.get_usage());
+        });
+        all
+    }
+
+    /// Percent in use of every quota but retention, keyed by
+    /// [`QuotaType::as_str`]; unlimited quotas count as 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotFound`].
+    pub fn get_utilization(&self, id: &str) -> Result<BTreeMap<String, f64>, Error> {
+        self.lookup(id, |t| utilization_map(&t.get_usage(), &t.quotas()))
+    }
+
+    /// The tenant, its usage and its utilization, read together.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotFound`].
+    pub fn get_tenant_stats(&self, id: &str) -> Result<TenantStats, Error> {
+        self.lookup(id, |t| {
+            let tenant = tenant_of(t);
+            let usage = t.get_usage();
+            let utilization = utilization_map(&usage, &tenant.quotas);
+            TenantStats {
+                tenant,
+                usage,
+                utilization,
+            }
+        })
+    }
+
+    /// The tenant's hot-path handle; cache it per connection to skip the map
+    /// lookup on every call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotFound`].
+    pub fn get_tracker(&self, id: &str) -> Result<Arc<QuotaTracker>, Error> {
+        self.lookup(id, Arc::clone)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_found(id: &str) -> Error {
+    Error::TenantNotFound(id.to_owned())
+}
+
+fn tenant_of(t: &QuotaTracker) -> Tenant {
+    let info = t.info.load();
+    Tenant {
+        id: t.id().to_owned(),
+        name: info.name.to_string(),
+        description: info.description.to_string(),
+        created_at: info.created_at,
+        updated_at: info.updated_at,
+        quotas: t.quotas(),
+        metadata: info.metadata.clone(),
+        status: t.status(),
+    }
+}
+
+/// The utilization map of semantics 10: every quota type but retention.
+pub(crate) fn utilization_map(usage: &Usage, quotas: &Quotas) -> BTreeMap<String, f64> {
+    QuotaType::ALL
+        .into_iter()
+        .filter(|q| *q != QuotaType::RetentionHours)
+        .map(|q| (q.as_str().to_owned(), utilization(usage, quotas, q)))
+        .collect()
+}

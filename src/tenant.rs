@@ -1,0 +1,216 @@
+//! Tenants: identity, lifecycle status, and the usage views handed to callers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::SystemTime;
+
+use crate::{Error, Quotas};
+
+/// Longest tenant id, in bytes.
+pub const MAX_TENANT_ID_LEN: usize = 128;
+/// Longest tenant name, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// A tenant as the admin API sees it: identity, quotas, metadata and status.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Tenant {
+    /// Unique id: 1 to 128 bytes of `[A-Za-z0-9._-]`.
+    pub id: String,
+    /// Display name: 1 to 256 bytes, no control characters.
+    pub name: String,
+    /// Free text.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub description: String,
+    /// When the tenant was created.
+    #[cfg_attr(feature = "serde", serde(with = "unix_time"))]
+    pub created_at: SystemTime,
+    /// When its name, quotas, metadata or status last changed.
+    #[cfg_attr(feature = "serde", serde(with = "unix_time"))]
+    pub updated_at: SystemTime,
+    /// Its current quotas.
+    pub quotas: Quotas,
+    /// Operator-defined labels.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub metadata: BTreeMap<String, String>,
+    /// Lifecycle state.
+    pub status: TenantStatus,
+}
+
+/// Lifecycle of a tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+pub enum TenantStatus {
+    /// Enforcement admits within quota.
+    Active,
+    /// Every enforce and acquire is refused; releases still work so the
+    /// tenant can drain.
+    Suspended,
+    /// Removed; handles still held refuse every admission.
+    Deleted,
+}
+
+impl TenantStatus {
+    /// `"active"`, `"suspended"` or `"deleted"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+            TenantStatus::Deleted => "deleted",
+        }
+    }
+
+    pub(crate) const fn to_u8(self) -> u8 {
+        match self {
+            TenantStatus::Active => 0,
+            TenantStatus::Suspended => 1,
+            TenantStatus::Deleted => 2,
+        }
+    }
+
+    pub(crate) const fn from_u8(v: u8) -> TenantStatus {
+        match v {
+            0 => TenantStatus::Active,
+            1 => TenantStatus::Suspended,
+            _ => TenantStatus::Deleted,
+        }
+    }
+}
+
+impl fmt::Display for TenantStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A tenant's usage at one moment. Rates are per second over the window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Usage {
+    /// Whose usage this is.
+    pub tenant_id: String,
+    /// Connections held.
+    pub connections: u64,
+    /// Producers held.
+    pub producers: u64,
+    /// Consumers held.
+    pub consumers: u64,
+    /// Consumer groups held.
+    pub consumer_groups: u64,
+    /// Topics held.
+    pub topics: u64,
+    /// Partitions held.
+    pub partitions: u64,
+    /// Storage last reported by the broker, bytes.
+    pub storage_bytes: u64,
+    /// Produce plus consume bytes per second over the window.
+    pub bytes_per_second: u64,
+    /// Produce plus consume messages per second over the window.
+    pub messages_per_second: u64,
+    /// Requests per second over the window.
+    pub requests_per_second: u64,
+}
+
+/// Everything about one tenant: the tenant, its usage and utilization.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct TenantStats {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// Its usage.
+    pub usage: Usage,
+    /// Percent of each limited quota in use, keyed by `QuotaType::as_str()`.
+    pub utilization: BTreeMap<String, f64>,
+}
+
+/// The admin-path fields of a tenant, swapped whole on update.
+#[derive(Clone, Debug)]
+pub(crate) struct TenantInfo {
+    pub(crate) name: Box<str>,
+    pub(crate) description: Box<str>,
+    pub(crate) created_at: SystemTime,
+    pub(crate) updated_at: SystemTime,
+    pub(crate) metadata: BTreeMap<String, String>,
+}
+
+/// Checks a tenant id: 1 to 128 bytes of `[A-Za-z0-9._-]`.
+///
+/// # Errors
+///
+/// [`Error::InvalidTenantId`] saying what is wrong.
+pub fn validate_tenant_id(id: &str) -> Result<(), Error> {
+    if id.is_empty() {
+        return Err(Error::InvalidTenantId(
+            "the id is empty; use 1 to 128 characters of A-Z a-z 0-9 . _ -".into(),
+        ));
+    }
+    if id.len() > MAX_TENANT_ID_LEN {
+        return Err(Error::InvalidTenantId(format!(
+            "the id is {} bytes long; at most {MAX_TENANT_ID_LEN} are allowed",
+            id.len()
+        )));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(Error::InvalidTenantId(format!(
+            "{id:?} contains {c:?}; only A-Z a-z 0-9 . _ - are allowed"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a tenant name: 1 to 256 bytes with no control characters.
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] saying what is wrong.
+pub fn validate_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::InvalidName(
+            "the name is empty; use 1 to 256 bytes".into(),
+        ));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(Error::InvalidName(format!(
+            "the name is {} bytes long; at most {MAX_NAME_LEN} are allowed",
+            name.len()
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(Error::InvalidName(format!(
+            "the name contains the control character {c:?}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(feature = "serde")]
+mod unix_time {
+    //! `SystemTime` as RFC 3339-free plain numbers: seconds since the Unix
+    //! epoch, with fractions, which every language parses.
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    pub(crate) fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let secs = t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        s.serialize_f64(secs)
+    }
+
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let secs: f64 = serde::Deserialize::deserialize(d)?;
+        if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
+            return Err(serde::de::Error::custom(format!(
+                "timestamp must be seconds since 1970 between 0 and 1e12, got {secs}"
+            )));
+        }
+        Ok(UNIX_EPOCH + Duration::from_secs_f64(secs))
+    }
+}

@@ -1,0 +1,561 @@
+//! The per-tenant hot-path handle: quotas, rate windows, counts and status.
+//!
+//! A broker looks a tenant up once per connection with
+//! [`Manager::get_tracker`](crate::Manager::get_tracker) and then calls the
+//! tracker directly, skipping the map lookup on every produce.
+//!
+//! # Orderings
+//!
+//! - `state` is stored with `Release` by suspend/activate/delete and loaded with
+//!   `Acquire` at the start of every admission: a thread that learns (through
+//!   any synchronisation) that `suspend_tenant` returned sees `Suspended` in
+//!   every later admission. Admissions already past the check when the store
+//!   lands complete; they started before the suspension returned.
+//! - Quotas are read once per call from the [`QuotaCell`] (an `ArcSwap`
+//!   snapshot), so a call decides every quota from one version.
+//! - Windows and counters document their own protocols (`window.rs`,
+//!   `counter.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Now, TickClock};
+use crate::counter::Counter;
+use crate::quotas::QuotaCell;
+use crate::sync::{AtomicU64, AtomicU8, Ordering};
+use crate::tenant::TenantInfo;
+use crate::window::{Refused, Window};
+use crate::{Error, QuotaError, QuotaType, Quotas, TenantStatus, Usage};
+
+const BYTES: usize = 0;
+const MESSAGES: usize = 1;
+const REQUESTS: usize = 2;
+const RATE_TYPES: [QuotaType; 3] = [
+    QuotaType::BytesPerSecond,
+    QuotaType::MessagesPerSecond,
+    QuotaType::RequestsPerSecond,
+];
+
+/// The held-count quotas, in the order of `QuotaTracker::counts`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Held {
+    Connections = 0,
+    Producers = 1,
+    Consumers = 2,
+    ConsumerGroups = 3,
+    Topics = 4,
+    Partitions = 5,
+}
+
+impl Held {
+    pub(crate) const fn quota_type(self) -> QuotaType {
+        match self {
+            Held::Connections => QuotaType::Connections,
+            Held::Producers => QuotaType::Producers,
+            Held::Consumers => QuotaType::Consumers,
+            Held::ConsumerGroups => QuotaType::ConsumerGroups,
+            Held::Topics => QuotaType::Topics,
+            Held::Partitions => QuotaType::Partitions,
+        }
+    }
+}
+
+/// Per-tenant quota enforcement and usage tracking.
+///
+/// Every method takes `&self` and may be called from any number of threads at
+/// once. Admissions (`enforce_*`, `add_*`, `check_*`) allocate nothing, on
+/// success and on a quota refusal alike.
+pub struct QuotaTracker {
+    id: Arc<str>,
+    state: AtomicU8,
+    quotas: QuotaCell,
+    heads: [AtomicU64; 3],
+    /// `3 * buckets` slots: bytes, then messages, then requests.
+    slots: Box<[AtomicU64]>,
+    counts: [Counter; 6],
+    storage: Counter,
+    clock: Arc<TickClock>,
+    pub(crate) info: arc_swap::ArcSwap<TenantInfo>,
+}
+
+impl std::fmt::Debug for QuotaTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuotaTracker")
+            .field("id", &&*self.id)
+            .field("status", &self.status())
+            .field("quotas", &self.quotas.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuotaTracker {
+    pub(crate) fn new(
+        id: Arc<str>,
+        quotas: Quotas,
+        clock: Arc<TickClock>,
+        info: TenantInfo,
+    ) -> QuotaTracker {
+        let n = clock.geometry().buckets as usize;
+        QuotaTracker {
+            id,
+            state: AtomicU8::new(TenantStatus::Active.to_u8()),
+            quotas: QuotaCell::new(quotas),
+            heads: Default::default(),
+            slots: (0..3 * n).map(|_| AtomicU64::new(0)).collect(),
+            counts: Default::default(),
+            storage: Counter::new(),
+            clock,
+            info: arc_swap::ArcSwap::from_pointee(info),
+        }
+    }
+
+    /// The tenant's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The tenant's status as this handle sees it (`Deleted` once removed).
+    pub fn status(&self) -> TenantStatus {
+        TenantStatus::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// The quotas in force.
+    pub fn quotas(&self) -> Quotas {
+        self.quotas.get()
+    }
+
+    pub(crate) fn id_arc(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// Moves the status to `to` if it is currently one of `from`.
+    ///
+    /// `Deleted` is terminal: nothing moves a tracker out of it, so a suspend
+    /// or activate racing a delete cannot revive a removed tenant's handles.
+    /// Returns the status found.
+    pub(crate) fn transition(&self, from: &[TenantStatus], to: TenantStatus) -> Result<(), TenantStatus> {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            let status = TenantStatus::from_u8(cur);
+            if !from.contains(&status) {
+                return Err(status);
+            }
+            // AcqRel: the release half pairs with the Acquire load in
+            // `check_active`; a later admission sees the new status.
+            match self
+                .state
+                .compare_exchange(cur, to.to_u8(), Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    pub(crate) fn set_quotas(&self, quotas: Quotas) {
+        self.quotas.store(quotas);
+    }
+
+    #[inline]
+    fn window(&self, rate: usize) -> Window<'_> {
+        let n = self.slots.len() / 3;
+        Window::new(
+            &self.heads[rate],
+            &self.slots[rate * n..(rate + 1) * n],
+            self.clock.geometry().bucket_nanos,
+        )
+    }
+
+    #[inline]
+    fn check_active(&self) -> Result<(), Error> {
+        // Acquire: pairs with the Release store in `set_status`.
+        let s = self.state.load(Ordering::Acquire);
+        if s == TenantStatus::Active.to_u8() {
+            Ok(())
+        } else {
+            Err(self.not_active(s))
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_active(&self, s: u8) -> Error {
+        Error::TenantNotActive {
+            id: self.id.to_string(),
+            status: TenantStatus::from_u8(s),
+        }
+    }
+
+    #[inline]
+    fn quota_error(&self, quota_type: QuotaType, current: u64, limit: i64) -> Error {
+        Error::QuotaExceeded(QuotaError {
+            tenant_id: Arc::clone(&self.id),
+            quota_type,
+            current: current.min(i64::MAX as u64) as i64,
+            limit,
+            retry_after: None,
+        })
+    }
+
+    // ----- rates -----------------------------------------------------------
+
+    /// Admits bytes, messages and requests all-or-nothing.
+    #[inline]
+    fn admit_rates(&self, amounts: [u64; 3]) -> Result<(), Error> {
+        self.check_active()?;
+        let q = self.quotas.load();
+        let limits = [
+            q.max_bytes_per_second,
+            q.max_messages_per_second,
+            q.max_requests_per_second,
+        ];
+        let geometry = *self.clock.geometry();
+        let mut now = self.clock.now();
+        let mut ticks = [0u64; 3];
+        for rate in 0..3 {
+            let limit = limits[rate];
+            if limit < 0 {
+                if amounts[rate] != 0 {
+                    ticks[rate] = self.window(rate).record(&mut now, amounts[rate]);
+                }
+                continue;
+            }
+            let limit = geometry.window_limit(limit as u64);
+            if amounts[rate] > limit {
+                self.rollback(&ticks, &amounts, rate);
+                return Err(self.rate_refusal(rate, None, &limits, amounts, now));
+            }
+            match self.window(rate).try_admit(&mut now, amounts[rate], limit) {
+                Ok(tick) => ticks[rate] = tick,
+                Err(refused) => {
+                    self.rollback(&ticks, &amounts, rate);
+                    return Err(self.rate_refusal(rate, Some(refused), &limits, amounts, now));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes back what windows `0..upto` admitted.
+    #[inline]
+    fn rollback(&self, ticks: &[u64; 3], amounts: &[u64; 3], upto: usize) {
+        for rate in 0..upto {
+            if amounts[rate] != 0 {
+                self.window(rate).unrecord(ticks[rate], amounts[rate]);
+            }
+        }
+    }
+
+    /// Builds the refusal for the window `rate` (cold: refusals are rare per
+    /// tenant, and building the answer reads every window once more).
+    #[cold]
+    #[inline(never)]
+    fn rate_refusal(
+        &self,
+        rate: usize,
+        refused: Option<Refused>,
+        limits: &[i64; 3],
+        amounts: [u64; 3],
+        now: Now,
+    ) -> Error {
+        let geometry = *self.clock.geometry();
+        let used = match refused {
+            Some(r) => r.used,
+            None => self.window(rate).used(now),
+        };
+        // The same call is admitted once every limited window has room for its
+        // share; if one window can never hold its share, neither can the call.
+        let mut retry = Some(Duration::ZERO);
+        for r in 0..3 {
+            if limits[r] < 0 {
+                continue;
+            }
+            let limit = geometry.window_limit(limits[r] as u64);
+            retry = match (retry, self.window(r).retry_after(now, amounts[r], limit)) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+        }
+        match self.quota_error(RATE_TYPES[rate], geometry.per_second(used), limits[rate]) {
+            Error::QuotaExceeded(mut e) => {
+                e.retry_after = retry;
+                Error::QuotaExceeded(e)
+            }
+            other => other,
+        }
+    }
+
+    /// Admits a produce: one request plus `bytes` and `messages`, all or nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] naming the first rate quota that refused (bytes,
+    /// then messages, then requests) with `retry_after`;
+    /// [`Error::TenantNotActive`] if the tenant is suspended or deleted.
+    #[inline]
+    pub fn enforce_produce(&self, bytes: u64, messages: u64) -> Result<(), Error> {
+        self.admit_rates([bytes, messages, 1])
+    }
+
+    /// Admits a consume (fetch): one request plus `bytes` and `messages`, all
+    /// or nothing, in the same windows as produce.
+    ///
+    /// # Errors
+    ///
+    /// As [`QuotaTracker::enforce_produce`].
+    #[inline]
+    pub fn enforce_consume(&self, bytes: u64, messages: u64) -> Result<(), Error> {
+        self.admit_rates([bytes, messages, 1])
+    }
+
+    /// Admits one request of another kind (metadata, offsets, ...).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] for `requests_per_second`;
+    /// [`Error::TenantNotActive`].
+    #[inline]
+    pub fn enforce_request(&self) -> Result<(), Error> {
+        self.admit_rates([0, 0, 1])
+    }
+
+    /// The seed's first step: would `bytes`, `messages` and one request fit?
+    /// Records nothing.
+    ///
+    /// Check-then-record is racy by nature (two threads can both pass the
+    /// check); prefer [`QuotaTracker::enforce_produce`], which decides and
+    /// records in one atomic step.
+    ///
+    /// # Errors
+    ///
+    /// As [`QuotaTracker::enforce_produce`].
+    pub fn check_throughput(&self, bytes: u64, messages: u64) -> Result<(), Error> {
+        self.check_active()?;
+        let q = self.quotas.load();
+        let limits = [
+            q.max_bytes_per_second,
+            q.max_messages_per_second,
+            q.max_requests_per_second,
+        ];
+        let amounts = [bytes, messages, 1];
+        let geometry = *self.clock.geometry();
+        let now = self.clock.now();
+        for rate in 0..3 {
+            if limits[rate] < 0 {
+                continue;
+            }
+            let limit = geometry.window_limit(limits[rate] as u64);
+            let used = self.window(rate).used(now);
+            if used.saturating_add(amounts[rate]) > limit {
+                let refused = (amounts[rate] <= limit).then_some(Refused { used });
+                return Err(self.rate_refusal(rate, refused, &limits, amounts, now));
+            }
+        }
+        Ok(())
+    }
+
+    /// The seed's second step: records `bytes`, `messages` and one request
+    /// without checking any limit (saturating, never wrapping).
+    pub fn record_throughput(&self, bytes: u64, messages: u64) {
+        let mut now = self.clock.now();
+        for (rate, amount) in [bytes, messages, 1].into_iter().enumerate() {
+            if amount != 0 {
+                self.window(rate).record(&mut now, amount);
+            }
+        }
+    }
+
+    // ----- counts ----------------------------------------------------------
+
+    #[inline]
+    pub(crate) fn acquire(&self, held: Held) -> Result<(), Error> {
+        self.check_active()?;
+        let limit = self.quotas.load().get(held.quota_type());
+        self.counts[held as usize]
+            .try_acquire(1, limit)
+            .map_err(|current| self.quota_error(held.quota_type(), current, limit))
+    }
+
+    #[inline]
+    pub(crate) fn release(&self, held: Held) {
+        self.counts[held as usize].release(1);
+    }
+
+    /// Takes one connection if `max_connections` allows.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] for `connections` (with the number held);
+    /// [`Error::TenantNotActive`].
+    pub fn add_connection(&self) -> Result<(), Error> {
+        self.acquire(Held::Connections)
+    }
+    /// Gives one connection back (never below 0).
+    pub fn remove_connection(&self) {
+        self.release(Held::Connections)
+    }
+    /// Takes one producer if `max_producers` allows.
+    ///
+    /// # Errors
+    ///
+    /// As [`QuotaTracker::add_connection`], for `producers`.
+    pub fn add_producer(&self) -> Result<(), Error> {
+        self.acquire(Held::Producers)
+    }
+    /// Gives one producer back (never below 0).
+    pub fn remove_producer(&self) {
+        self.release(Held::Producers)
+    }
+    /// Takes one consumer if `max_consumers` allows.
+    ///
+    /// # Errors
+    ///
+    /// As [`QuotaTracker::add_connection`], for `consumers`.
+    pub fn add_consumer(&self) -> Result<(), Error> {
+        self.acquire(Held::Consumers)
+    }
+    /// Gives one consumer back (never below 0).
+    pub fn remove_consumer(&self) {
+        self.release(Held::Consumers)
+    }
+    /// Takes one consumer group if `max_consumer_groups` allows.
+    ///
+    /// # Errors
+    ///
+    /// As [`QuotaTracker::add_connection`], for `consumer_groups`.
+    pub fn add_consumer_group(&self) -> Result<(), Error> {
+        self.acquire(Held::ConsumerGroups)
+    }
+    /// Gives one consumer group back (never below 0).
+    pub fn remove_consumer_group(&self) {
+        self.release(Held::ConsumerGroups)
+    }
+
+    /// Takes one topic and `partitions` partitions, both or neither.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] for `topics` or `partitions`;
+    /// [`Error::TenantNotActive`].
+    pub fn add_topic(&self, partitions: u32) -> Result<(), Error> {
+        self.check_active()?;
+        let q = self.quotas.load();
+        self.counts[Held::Topics as usize]
+            .try_acquire(1, q.max_topics)
+            .map_err(|c| self.quota_error(QuotaType::Topics, c, q.max_topics))?;
+        if let Err(c) =
+            self.counts[Held::Partitions as usize].try_acquire(u64::from(partitions), q.max_partitions)
+        {
+            self.counts[Held::Topics as usize].release(1);
+            return Err(self.quota_error(QuotaType::Partitions, c, q.max_partitions));
+        }
+        Ok(())
+    }
+
+    /// Gives back one topic and `partitions` partitions (never below 0).
+    pub fn remove_topic(&self, partitions: u32) {
+        self.counts[Held::Topics as usize].release(1);
+        self.counts[Held::Partitions as usize].release(u64::from(partitions));
+    }
+
+    /// Would `additional_bytes` more fit in `max_storage_bytes`, given the
+    /// usage last reported with [`QuotaTracker::update_storage`]? Records
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] for `storage`; [`Error::TenantNotActive`].
+    pub fn check_storage(&self, additional_bytes: u64) -> Result<(), Error> {
+        self.check_active()?;
+        let limit = self.quotas.load().max_storage_bytes;
+        let used = self.storage.get();
+        if limit >= 0 && used.saturating_add(additional_bytes) > limit as u64 {
+            return Err(self.quota_error(QuotaType::Storage, used, limit));
+        }
+        Ok(())
+    }
+
+    /// Sets the storage the tenant occupies (the broker measures it; this
+    /// works in every status so a suspended tenant can drain).
+    pub fn update_storage(&self, bytes: u64) {
+        self.storage.set(bytes);
+    }
+
+    /// Is a retention of `hours` within `max_retention_hours`?
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] for `retention_hours` with `current` = `hours`;
+    /// [`Error::TenantNotActive`].
+    pub fn check_retention(&self, hours: u64) -> Result<(), Error> {
+        self.check_active()?;
+        let limit = self.quotas.load().max_retention_hours;
+        if limit >= 0 && hours > limit as u64 {
+            return Err(self.quota_error(QuotaType::RetentionHours, hours, limit));
+        }
+        Ok(())
+    }
+
+    // ----- usage -----------------------------------------------------------
+
+    /// Usage now: counts held, storage reported, rates over the window.
+    pub fn get_usage(&self) -> Usage {
+        let now = self.clock.now();
+        let g = *self.clock.geometry();
+        let rate = |r: usize| g.per_second(self.window(r).used(now));
+        Usage {
+            tenant_id: self.id.to_string(),
+            connections: self.counts[Held::Connections as usize].get(),
+            producers: self.counts[Held::Producers as usize].get(),
+            consumers: self.counts[Held::Consumers as usize].get(),
+            consumer_groups: self.counts[Held::ConsumerGroups as usize].get(),
+            topics: self.counts[Held::Topics as usize].get(),
+            partitions: self.counts[Held::Partitions as usize].get(),
+            storage_bytes: self.storage.get(),
+            bytes_per_second: rate(BYTES),
+            messages_per_second: rate(MESSAGES),
+            requests_per_second: rate(REQUESTS),
+        }
+    }
+
+    /// Percent of one quota in use, by [`QuotaType::as_str`] name.
+    ///
+    /// `0.0` for an unlimited quota, an unknown name, and `retention_hours`
+    /// (which has no usage); `100.0` for a zero quota with anything in use.
+    pub fn utilization_percent(&self, quota_type: &str) -> f64 {
+        match QuotaType::parse(quota_type) {
+            Some(q) => utilization(&self.get_usage(), &self.quotas(), q),
+            None => 0.0,
+        }
+    }
+}
+
+/// The usage value a quota type limits.
+pub(crate) fn usage_of(usage: &Usage, q: QuotaType) -> Option<u64> {
+    Some(match q {
+        QuotaType::BytesPerSecond => usage.bytes_per_second,
+        QuotaType::MessagesPerSecond => usage.messages_per_second,
+        QuotaType::RequestsPerSecond => usage.requests_per_second,
+        QuotaType::Storage => usage.storage_bytes,
+        QuotaType::Topics => usage.topics,
+        QuotaType::Partitions => usage.partitions,
+        QuotaType::Connections => usage.connections,
+        QuotaType::Producers => usage.producers,
+        QuotaType::Consumers => usage.consumers,
+        QuotaType::ConsumerGroups => usage.consumer_groups,
+        QuotaType::RetentionHours => return None,
+    })
+}
+
+/// Percent of `q` in use (see [`QuotaTracker::utilization_percent`]).
+pub(crate) fn utilization(usage: &Usage, quotas: &Quotas, q: QuotaType) -> f64 {
+    let (Some(used), limit) = (usage_of(usage, q), quotas.get(q)) else {
+        return 0.0;
+    };
+    match limit {
+        l if l < 0 => 0.0,
+        0 if used == 0 => 0.0,
+        0 => 100.0,
+        l => used as f64 * 100.0 / l as f64,
+    }
+}

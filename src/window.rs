@@ -1,0 +1,393 @@
+//! Sliding rate windows: atomic buckets stamped with the tick they count for.
+//!
+//! A window of `n` buckets is one *head* word, the bucket of the newest tick,
+//! which is the only one admissions write, and `n` *slots* holding the sealed
+//! counts of earlier ticks. Every word is a [`Bucket`]: a 24-bit stamp (the
+//! tick modulo 2^24), a sealed flag and a 39-bit count, packed into one
+//! `AtomicU64` so a stamp and its count always change together.
+//!
+//! ```text
+//!   head  [ stamp=T   | open   | 310 ]   <- admissions CAS here
+//!   slots [T-9: 120] [T-8: 0] ... [T-1: 95] [T-10: stale]
+//!          \______ counted: stamp age 1..n-1 ______/
+//! ```
+//!
+//! # Admission
+//!
+//! An admission at tick `T` loads the head. If the head is open and stamped
+//! `T`, it sums the slots whose stamp is 1 to `n-1` ticks old, adds the head's
+//! count and the amount, and, if that fits the limit, publishes the new count
+//! with one compare-exchange on the head. Slots never change while the head is
+//! open at `T`, so the sum the decision is made from is exact, and two racers
+//! for the last unit of room cannot both win: the second compare-exchange fails
+//! and re-decides from the first one's count.
+//!
+//! # Rotation (the first writer of a new tick)
+//!
+//! A caller at a tick newer than the head's first *seals* the head
+//! (compare-exchange setting the flag; a sealed head accepts no more
+//! admissions, so its count is final), then copies the sealed count into its
+//! slot, then replaces the head with an open, empty head stamped with its own
+//! tick. Every step can be done by any thread that finds the head sealed, so a
+//! rotating thread that is preempted never blocks the others (lock-free). A
+//! caller whose clock reading is older than the head's stamp adopts the head's
+//! tick: time has already moved on, and counting the call in the newer bucket
+//! can only make the window stricter. Slots of skipped ticks are not cleared:
+//! their stale stamps already make them count as zero.
+//!
+//! # Roll-back
+//!
+//! An all-or-nothing call that is refused by a later window takes its amount
+//! back from the earlier ones ([`Window::unrecord`]): from the head if it is
+//! still open at the admission's tick, otherwise (after helping the rotation
+//! finish) from the slot the count was sealed into. Only ever decreasing a
+//! count can never make a window admit past its limit.
+//!
+//! # Orderings
+//!
+//! - Slot writes (`compare_exchange`, `AcqRel`) happen before the head
+//!   compare-exchange that opens the next tick (`AcqRel`, its release half);
+//!   an admission's head load (`Acquire`) therefore sees every slot sealed for
+//!   the tick it admits at. A helper that finds the slot already written
+//!   acquires that write with its `Acquire` load, and its own head
+//!   compare-exchange releases it again (transitivity).
+//! - The seal compare-exchange (`AcqRel`) pairs with the head loads of the
+//!   helpers that read the sealed count.
+//! - Slot loads in the sum are `Acquire` so that a roll-back (a slot decrement)
+//!   seen by one thread is ordered like every other slot write.
+//!
+//! # Stamps and their wrap
+//!
+//! Stamps are ticks modulo 2^24 (19.4 days of 100 ms buckets). Ages are
+//! computed modulo 2^24, so a bucket left untouched for an exact multiple of
+//! 2^24 ticks could, for one window, look recent again. The effect is only ever
+//! to count old traffic, which can refuse a call but never admit one past its
+//! limit; ARCHITECTURE.md records this as a known limit.
+
+use std::time::Duration;
+
+use crate::clock::Now;
+use crate::sync::{AtomicU64, Ordering};
+
+const COUNT_BITS: u32 = 39;
+/// Largest count one bucket can hold; rate quotas are validated against it.
+pub(crate) const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
+const SEALED: u64 = 1 << COUNT_BITS;
+const STAMP_SHIFT: u32 = COUNT_BITS + 1;
+const STAMP_BITS: u32 = 64 - STAMP_SHIFT;
+const STAMP_MASK: u64 = (1 << STAMP_BITS) - 1;
+/// Ages at or above this are read as "the stamp is ahead of the caller".
+const AHEAD: u64 = 1 << (STAMP_BITS - 1);
+
+/// Snapshot of one packed bucket word: `| stamp: 24 | sealed: 1 | count: 39 |`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bucket(u64);
+
+impl Bucket {
+    #[inline]
+    pub(crate) const fn new(tick: u64, count: u64) -> Bucket {
+        Bucket(((tick & STAMP_MASK) << STAMP_SHIFT) | (count & COUNT_MAX))
+    }
+
+    #[inline]
+    fn stamp(self) -> u64 {
+        self.0 >> STAMP_SHIFT
+    }
+
+    #[inline]
+    pub(crate) fn count(self) -> u64 {
+        self.0 & COUNT_MAX
+    }
+
+    #[inline]
+    fn is_sealed(self) -> bool {
+        self.0 & SEALED != 0
+    }
+
+    #[inline]
+    fn sealed(self) -> Bucket {
+        Bucket(self.0 | SEALED)
+    }
+
+    #[inline]
+    fn with_count(self, count: u64) -> Bucket {
+        debug_assert!(count <= COUNT_MAX);
+        Bucket((self.0 & !COUNT_MAX) | count)
+    }
+
+    /// Ticks between this bucket's stamp and `tick`, modulo 2^24.
+    #[inline]
+    fn age(self, tick: u64) -> u64 {
+        (tick & STAMP_MASK).wrapping_sub(self.stamp()) & STAMP_MASK
+    }
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket")
+            .field("stamp", &self.stamp())
+            .field("sealed", &self.is_sealed())
+            .field("count", &self.count())
+            .finish()
+    }
+}
+
+/// A refused admission: what the window held when it said no.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Refused {
+    /// Amount in the window at the decision.
+    pub(crate) used: u64,
+}
+
+/// Storage for a window: the head and `n` slots. Owned by the tracker, which
+/// keeps all of its windows' slots in one allocation.
+#[derive(Debug)]
+pub(crate) struct Window<'a> {
+    head: &'a AtomicU64,
+    slots: &'a [AtomicU64],
+    bucket_nanos: u64,
+}
+
+impl<'a> Window<'a> {
+    #[inline]
+    pub(crate) fn new(head: &'a AtomicU64, slots: &'a [AtomicU64], bucket_nanos: u64) -> Self {
+        debug_assert!(!slots.is_empty());
+        Window {
+            head,
+            slots,
+            bucket_nanos,
+        }
+    }
+
+    #[inline]
+    fn n(&self) -> u64 {
+        self.slots.len() as u64
+    }
+
+    /// Admits `amount` if the window plus `amount` stays within `limit`.
+    ///
+    /// On success returns the tick the amount was counted in (needed to roll
+    /// it back). `now` may be moved forward to the head's tick if the caller's
+    /// reading is older than a rotation another thread already made.
+    #[inline]
+    pub(crate) fn try_admit(&self, now: &mut Now, amount: u64, limit: u64) -> Result<u64, Refused> {
+        loop {
+            // Acquire: pairs with the AcqRel compare-exchange that opened this
+            // head, so the slots sealed before it are visible to `sealed_sum`.
+            let head = Bucket(self.head.load(Ordering::Acquire));
+            let age = head.age(now.tick);
+            if age != 0 || head.is_sealed() {
+                self.advance(head, age, now);
+                continue;
+            }
+            let used = self.sealed_sum(now.tick).saturating_add(head.count());
+            if used.saturating_add(amount) > limit {
+                return Err(Refused { used });
+            }
+            if amount == 0 {
+                return Ok(now.tick);
+            }
+            let next = head.with_count(head.count().saturating_add(amount).min(COUNT_MAX));
+            // AcqRel: release publishes the count to later admissions and
+            // helpers; acquire on failure re-reads a head whose slots we need.
+            match self.head.compare_exchange_weak(
+                head.0,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(now.tick),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Counts `amount` without a limit (saturating at [`COUNT_MAX`] per bucket).
+    #[inline]
+    pub(crate) fn record(&self, now: &mut Now, amount: u64) -> u64 {
+        match self.try_admit(now, amount, u64::MAX) {
+            Ok(tick) => tick,
+            Err(_) => unreachable!("an unlimited window never refuses"),
+        }
+    }
+
+    /// Takes back `amount` that an earlier `try_admit`/`record` counted at `tick`.
+    ///
+    /// Saturates at zero; does nothing if the bucket has already expired.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn unrecord(&self, tick: u64, amount: u64) {
+        if amount == 0 {
+            return;
+        }
+        loop {
+            let head = Bucket(self.head.load(Ordering::Acquire));
+            if head.age(tick) == 0 {
+                if head.is_sealed() {
+                    // The count is final in the head and about to move to its
+                    // slot: finish the rotation, then take it from the slot.
+                    let mut next = Now {
+                        tick: tick + 1,
+                        nanos: 0,
+                    };
+                    self.advance(head, 1, &mut next);
+                    continue;
+                }
+                let next = head.with_count(head.count().saturating_sub(amount));
+                if self
+                    .head
+                    .compare_exchange_weak(head.0, next.0, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            // The head has moved past `tick`: the amount sits in its slot,
+            // unless that slot has since been reused for a newer tick.
+            let slot = &self.slots[(tick % self.n()) as usize];
+            let s = Bucket(slot.load(Ordering::Acquire));
+            if s.age(tick) != 0 {
+                return;
+            }
+            let next = s.with_count(s.count().saturating_sub(amount));
+            if slot
+                .compare_exchange(s.0, next.0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Moves the window towards `now`: seals a stale head, archives a sealed
+    /// one and opens a fresh head, or adopts a newer head's tick.
+    #[cold]
+    #[inline(never)]
+    fn advance(&self, head: Bucket, age: u64, now: &mut Now) {
+        if age >= AHEAD {
+            // The head is newer than our reading: adopt its tick.
+            now.tick += (head.stamp().wrapping_sub(now.tick & STAMP_MASK)) & STAMP_MASK;
+            now.nanos = now.nanos.max(now.tick.saturating_mul(self.bucket_nanos));
+            return;
+        }
+        if !head.is_sealed() {
+            // Seal it so its count is final; a failure means the head changed
+            // and the caller re-reads it. AcqRel pairs with helpers' loads.
+            let _ = self.head.compare_exchange(
+                head.0,
+                head.sealed().0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            return;
+        }
+        // Archive the sealed count into the slot of the tick it counted for.
+        let head_tick = now.tick.wrapping_sub(age);
+        let slot = &self.slots[(head_tick % self.n()) as usize];
+        let target = Bucket::new(head_tick, head.count());
+        let current = slot.load(Ordering::Acquire);
+        if current != target.0 {
+            // Only write while the head is still this sealed bucket: once the
+            // rotation is done the slot may be reused for a later tick.
+            if self.head.load(Ordering::Acquire) != head.0 {
+                return;
+            }
+            // AcqRel: the release half is what the head compare-exchange below
+            // carries to admissions at the new tick.
+            if slot
+                .compare_exchange(current, target.0, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                return;
+            }
+        }
+        let fresh = Bucket::new(now.tick, 0);
+        // AcqRel: release publishes the slot written (or acquired) above.
+        let _ = self
+            .head
+            .compare_exchange(head.0, fresh.0, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Sum of the sealed slots that are 1 to n-1 ticks older than `tick`.
+    #[inline]
+    fn sealed_sum(&self, tick: u64) -> u64 {
+        let n = self.n();
+        let mut sum = 0u64;
+        for slot in self.slots {
+            let s = Bucket(slot.load(Ordering::Acquire));
+            let age = s.age(tick);
+            if age != 0 && age < n {
+                sum = sum.saturating_add(s.count());
+            }
+        }
+        sum
+    }
+
+    /// The count of the bucket `age` ticks before `tick` (0 = `tick` itself),
+    /// read from the head or the slots without changing anything.
+    fn count_at(&self, head: Bucket, tick: u64, age: u64) -> u64 {
+        let t = tick - age;
+        if head.age(t) == 0 {
+            return head.count();
+        }
+        let s = Bucket(self.slots[(t % self.n()) as usize].load(Ordering::Acquire));
+        if s.age(t) == 0 {
+            s.count()
+        } else {
+            0
+        }
+    }
+
+    /// Amount in the window at `now`, for usage reports. Never writes.
+    pub(crate) fn used(&self, now: Now) -> u64 {
+        let head = Bucket(self.head.load(Ordering::Acquire));
+        let mut tick = now.tick;
+        let head_age = head.age(tick);
+        if head_age >= AHEAD {
+            tick += head.stamp().wrapping_sub(tick & STAMP_MASK) & STAMP_MASK;
+        }
+        // A young manager has only ticks 0..=tick.
+        let oldest = (self.n() - 1).min(tick);
+        (0..=oldest).fold(0u64, |acc, a| {
+            acc.saturating_add(self.count_at(head, tick, a))
+        })
+    }
+
+    /// How long until `amount` fits under `limit` if nothing else is recorded.
+    ///
+    /// `None` when it never will (`amount > limit`). Otherwise at most one
+    /// window.
+    #[cold]
+    pub(crate) fn retry_after(&self, now: Now, amount: u64, limit: u64) -> Option<Duration> {
+        if amount > limit {
+            return None;
+        }
+        let head = Bucket(self.head.load(Ordering::Acquire));
+        let n = self.n();
+        let mut tick = now.tick;
+        let mut nanos = now.nanos;
+        if head.age(tick) >= AHEAD {
+            tick += head.stamp().wrapping_sub(tick & STAMP_MASK) & STAMP_MASK;
+            nanos = nanos.max(tick.saturating_mul(self.bucket_nanos));
+        }
+        let oldest = (n - 1).min(tick);
+        let counts = |a: u64| self.count_at(head, tick, a);
+        let mut used = (0..=oldest).fold(0u64, |acc, a| acc.saturating_add(counts(a)));
+        if used.saturating_add(amount) <= limit {
+            return Some(Duration::ZERO);
+        }
+        // Buckets expire oldest first: the one `a` ticks old leaves the window
+        // when the clock reaches tick `tick - a + n`.
+        for a in (0..=oldest).rev() {
+            used = used.saturating_sub(counts(a));
+            if used.saturating_add(amount) <= limit {
+                let expires = (tick - a + n).saturating_mul(self.bucket_nanos);
+                return Some(Duration::from_nanos(expires.saturating_sub(nanos)));
+            }
+        }
+        // Everything expired and it still does not fit: cannot happen since
+        // amount <= limit, but answer with a full window rather than panic.
+        Some(Duration::from_nanos(n * self.bucket_nanos))
+    }
+}
