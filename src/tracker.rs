@@ -24,7 +24,7 @@ use crate::counter::Counter;
 use crate::quotas::QuotaCell;
 use crate::sync::{AtomicU64, AtomicU8, Ordering};
 use crate::tenant::TenantInfo;
-use crate::window::{Refused, Window};
+use crate::window::{Refused, Window, WindowHead};
 use crate::{Error, QuotaError, QuotaType, Quotas, TenantStatus, Usage};
 
 const BYTES: usize = 0;
@@ -69,7 +69,7 @@ pub struct QuotaTracker {
     id: Arc<str>,
     state: AtomicU8,
     quotas: QuotaCell,
-    heads: [AtomicU64; 3],
+    heads: [WindowHead; 3],
     /// `3 * buckets` slots: bytes, then messages, then requests.
     slots: Box<[AtomicU64]>,
     counts: [Counter; 6],

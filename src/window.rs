@@ -76,8 +76,6 @@ const SEALED: u64 = 1 << COUNT_BITS;
 const STAMP_SHIFT: u32 = COUNT_BITS + 1;
 const STAMP_BITS: u32 = 64 - STAMP_SHIFT;
 const STAMP_MASK: u64 = (1 << STAMP_BITS) - 1;
-/// Ages at or above this are read as "the stamp is ahead of the caller".
-const AHEAD: u64 = 1 << (STAMP_BITS - 1);
 
 /// Snapshot of one packed bucket word: `| stamp: 24 | sealed: 1 | count: 39 |`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -139,21 +137,37 @@ pub(crate) struct Refused {
     pub(crate) used: u64,
 }
 
-/// Storage for a window: the head and `n` slots. Owned by the tracker, which
-/// keeps all of its windows' slots in one allocation.
+/// The two words of a window that are not slots: the head bucket and the
+/// window's epoch.
+///
+/// The epoch is the newest tick any thread has tried to open the head at
+/// (`fetch_max` before the opening compare-exchange), so it is never behind
+/// the head and at most a few ticks ahead of it. With it, the head's 24-bit
+/// stamp expands to its full tick without ambiguity, however long the window
+/// sat idle.
+#[derive(Debug, Default)]
+pub(crate) struct WindowHead {
+    head: AtomicU64,
+    epoch: AtomicU64,
+}
+
+/// One rate window: its head and its `n` slots (the tracker keeps all of its
+/// windows' slots in one allocation).
 #[derive(Debug)]
 pub(crate) struct Window<'a> {
     head: &'a AtomicU64,
+    epoch: &'a AtomicU64,
     slots: &'a [AtomicU64],
     bucket_nanos: u64,
 }
 
 impl<'a> Window<'a> {
     #[inline]
-    pub(crate) fn new(head: &'a AtomicU64, slots: &'a [AtomicU64], bucket_nanos: u64) -> Self {
+    pub(crate) fn new(head: &'a WindowHead, slots: &'a [AtomicU64], bucket_nanos: u64) -> Self {
         debug_assert!(!slots.is_empty());
         Window {
-            head,
+            head: &head.head,
+            epoch: &head.epoch,
             slots,
             bucket_nanos,
         }
@@ -164,6 +178,26 @@ impl<'a> Window<'a> {
         self.slots.len() as u64
     }
 
+    /// Loads the head and expands its stamp to the full tick.
+    #[inline]
+    fn load_head(&self) -> (Bucket, u64) {
+        // Acquire: pairs with the AcqRel compare-exchange that opened this
+        // head, so the slots sealed before it, and the epoch raised before it,
+        // are visible.
+        let head = Bucket(self.head.load(Ordering::Acquire));
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let behind = epoch.wrapping_sub(head.stamp()) & STAMP_MASK;
+        (head, epoch.wrapping_sub(behind))
+    }
+
+    /// Moves `now` forward to `tick` (a reading older than the head is stale:
+    /// time has already moved on).
+    #[inline]
+    fn adopt(&self, now: &mut Now, tick: u64) {
+        now.tick = tick;
+        now.nanos = now.nanos.max(tick.saturating_mul(self.bucket_nanos));
+    }
+
     /// Admits `amount` if the window plus `amount` stays within `limit`.
     ///
     /// On success returns the tick the amount was counted in (needed to roll
@@ -172,15 +206,19 @@ impl<'a> Window<'a> {
     #[inline]
     pub(crate) fn try_admit(&self, now: &mut Now, amount: u64, limit: u64) -> Result<u64, Refused> {
         loop {
-            // Acquire: pairs with the AcqRel compare-exchange that opened this
-            // head, so the slots sealed before it are visible to `sealed_sum`.
-            let head = Bucket(self.head.load(Ordering::Acquire));
-            let age = head.age(now.tick);
-            if age != 0 || head.is_sealed() {
-                self.advance(head, age, now);
+            let (head, head_tick) = self.load_head();
+            if head_tick > now.tick {
+                self.adopt(now, head_tick);
+            }
+            if head_tick != now.tick || head.is_sealed() {
+                self.advance(head, head_tick, now.tick);
                 continue;
             }
-            let used = self.sealed_sum(now.tick).saturating_add(head.count());
+            let used = if limit == u64::MAX {
+                0
+            } else {
+                self.sealed_sum(now.tick).saturating_add(head.count())
+            };
             if used.saturating_add(amount) > limit {
                 return Err(Refused { used });
             }
@@ -221,16 +259,16 @@ impl<'a> Window<'a> {
             return;
         }
         loop {
-            let head = Bucket(self.head.load(Ordering::Acquire));
-            if head.age(tick) == 0 {
+            let (head, head_tick) = self.load_head();
+            if head_tick < tick {
+                // Cannot happen: the head reached `tick` when we were admitted.
+                return;
+            }
+            if head_tick == tick {
                 if head.is_sealed() {
                     // The count is final in the head and about to move to its
                     // slot: finish the rotation, then take it from the slot.
-                    let mut next = Now {
-                        tick: tick + 1,
-                        nanos: 0,
-                    };
-                    self.advance(head, 1, &mut next);
+                    self.advance(head, head_tick, tick + 1);
                     continue;
                 }
                 let next = head.with_count(head.count().saturating_sub(amount));
@@ -260,17 +298,12 @@ impl<'a> Window<'a> {
         }
     }
 
-    /// Moves the window towards `now`: seals a stale head, archives a sealed
-    /// one and opens a fresh head, or adopts a newer head's tick.
+    /// Moves the window one step towards `tick`: seals an open stale head, or
+    /// archives a sealed head and opens a fresh one at `tick`.
     #[cold]
     #[inline(never)]
-    fn advance(&self, head: Bucket, age: u64, now: &mut Now) {
-        if age >= AHEAD {
-            // The head is newer than our reading: adopt its tick.
-            now.tick += (head.stamp().wrapping_sub(now.tick & STAMP_MASK)) & STAMP_MASK;
-            now.nanos = now.nanos.max(now.tick.saturating_mul(self.bucket_nanos));
-            return;
-        }
+    fn advance(&self, head: Bucket, head_tick: u64, tick: u64) {
+        debug_assert!(head_tick <= tick);
         if !head.is_sealed() {
             // Seal it so its count is final; a failure means the head changed
             // and the caller re-reads it. AcqRel pairs with helpers' loads.
@@ -283,7 +316,6 @@ impl<'a> Window<'a> {
             return;
         }
         // Archive the sealed count into the slot of the tick it counted for.
-        let head_tick = now.tick.wrapping_sub(age);
         let slot = &self.slots[(head_tick % self.n()) as usize];
         let target = Bucket::new(head_tick, head.count());
         let current = slot.load(Ordering::Acquire);
@@ -302,14 +334,52 @@ impl<'a> Window<'a> {
                 return;
             }
         }
-        let fresh = Bucket::new(now.tick, 0);
+        // Raise the epoch before the head can show the new stamp, so every
+        // thread that sees the new head can expand its stamp (AcqRel; the
+        // head compare-exchange below releases it again).
+        self.epoch.fetch_max(tick, Ordering::AcqRel);
+        let fresh = Bucket::new(tick, 0);
         // AcqRel: release publishes the slot written (or acquired) above.
-        let _ = self
+        let opened = self
             .head
-            .compare_exchange(head.0, fresh.0, Ordering::AcqRel, Ordering::Acquire);
+            .compare_exchange(head.0, fresh.0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if opened && tick - head_tick >= self.n() {
+            self.restamp(tick);
+        }
     }
 
-    /// Sum of the sealed slots that are 1 to n-1 ticks older than `tick`.
+    /// After an idle stretch of at least a window, gives every slot a recent
+    /// stamp with a zero count.
+    ///
+    /// Slots otherwise keep the stamps of the ticks they last counted for, and
+    /// after 2^24 idle ticks such a stamp would read as recent again. Until
+    /// this runs, a stale slot can only be counted (never lost), so the window
+    /// errs on the side of refusing.
+    #[cold]
+    fn restamp(&self, tick: u64) {
+        let n = self.n();
+        for (i, slot) in self.slots.iter().enumerate() {
+            // The newest tick before `tick` that maps to this slot.
+            let back = (tick + n - i as u64) % n;
+            let stamp_tick = tick - if back == 0 { n } else { back };
+            let s = Bucket(slot.load(Ordering::Acquire));
+            // A slot stamped `tick` or later was archived by a rotation after
+            // ours: leave it.
+            if (s.stamp().wrapping_sub(tick & STAMP_MASK) & STAMP_MASK) < n {
+                continue;
+            }
+            let _ = slot.compare_exchange(
+                s.0,
+                Bucket::new(stamp_tick, 0).0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+    }
+
+    /// Sum of the sealed slots 1 to n-1 ticks older than `tick` (the head's
+    /// tick).
     #[inline]
     fn sealed_sum(&self, tick: u64) -> u64 {
         let n = self.n();
@@ -324,11 +394,10 @@ impl<'a> Window<'a> {
         sum
     }
 
-    /// The count of the bucket `age` ticks before `tick` (0 = `tick` itself),
-    /// read from the head or the slots without changing anything.
-    fn count_at(&self, head: Bucket, tick: u64, age: u64) -> u64 {
-        let t = tick - age;
-        if head.age(t) == 0 {
+    /// The count of tick `t` (not newer than the head), from the head or its
+    /// slot, without changing anything.
+    fn count_of(&self, head: Bucket, head_tick: u64, t: u64) -> u64 {
+        if t == head_tick {
             return head.count();
         }
         let s = Bucket(self.slots[(t % self.n()) as usize].load(Ordering::Acquire));
@@ -339,19 +408,23 @@ impl<'a> Window<'a> {
         }
     }
 
+    /// Counts of the ticks in the window at `tick`, oldest first, as
+    /// `(tick, count)`; nothing if the head is a window or more behind.
+    fn buckets_at(&self, tick: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let (head, head_tick) = self.load_head();
+        let tick = tick.max(head_tick);
+        let n = self.n();
+        let oldest = tick.saturating_sub(n - 1);
+        let live = tick - head_tick < n;
+        (oldest..=tick)
+            .filter(move |&t| live && t <= head_tick)
+            .map(move |t| (t, self.count_of(head, head_tick, t)))
+    }
+
     /// Amount in the window at `now`, for usage reports. Never writes.
     pub(crate) fn used(&self, now: Now) -> u64 {
-        let head = Bucket(self.head.load(Ordering::Acquire));
-        let mut tick = now.tick;
-        let head_age = head.age(tick);
-        if head_age >= AHEAD {
-            tick += head.stamp().wrapping_sub(tick & STAMP_MASK) & STAMP_MASK;
-        }
-        // A young manager has only ticks 0..=tick.
-        let oldest = (self.n() - 1).min(tick);
-        (0..=oldest).fold(0u64, |acc, a| {
-            acc.saturating_add(self.count_at(head, tick, a))
-        })
+        self.buckets_at(now.tick)
+            .fold(0u64, |acc, (_, c)| acc.saturating_add(c))
     }
 
     /// How long until `amount` fits under `limit` if nothing else is recorded.
@@ -363,31 +436,22 @@ impl<'a> Window<'a> {
         if amount > limit {
             return None;
         }
-        let head = Bucket(self.head.load(Ordering::Acquire));
-        let n = self.n();
-        let mut tick = now.tick;
-        let mut nanos = now.nanos;
-        if head.age(tick) >= AHEAD {
-            tick += head.stamp().wrapping_sub(tick & STAMP_MASK) & STAMP_MASK;
-            nanos = nanos.max(tick.saturating_mul(self.bucket_nanos));
-        }
-        let oldest = (n - 1).min(tick);
-        let counts = |a: u64| self.count_at(head, tick, a);
-        let mut used = (0..=oldest).fold(0u64, |acc, a| acc.saturating_add(counts(a)));
+        let mut used = self.used(now);
         if used.saturating_add(amount) <= limit {
             return Some(Duration::ZERO);
         }
-        // Buckets expire oldest first: the one `a` ticks old leaves the window
-        // when the clock reaches tick `tick - a + n`.
-        for a in (0..=oldest).rev() {
-            used = used.saturating_sub(counts(a));
+        // Buckets expire oldest first: tick `t` leaves the window when the
+        // clock reaches tick `t + n`.
+        let n = self.n();
+        for (t, count) in self.buckets_at(now.tick) {
+            used = used.saturating_sub(count);
             if used.saturating_add(amount) <= limit {
-                let expires = (tick - a + n).saturating_mul(self.bucket_nanos);
-                return Some(Duration::from_nanos(expires.saturating_sub(nanos)));
+                let expires = (t + n).saturating_mul(self.bucket_nanos);
+                return Some(Duration::from_nanos(expires.saturating_sub(now.nanos)));
             }
         }
-        // Everything expired and it still does not fit: cannot happen since
-        // amount <= limit, but answer with a full window rather than panic.
+        // Unreachable while amount <= limit (everything expires within a
+        // window); answer with a full window rather than panic.
         Some(Duration::from_nanos(n * self.bucket_nanos))
     }
 }
