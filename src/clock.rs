@@ -164,8 +164,7 @@ impl TickClock {
 
     /// Moves time forward by whole buckets.
     pub(crate) fn advance(&self, buckets: u64) {
-        self.tick
-            .fetch_add(buckets, crate::sync::Ordering::SeqCst);
+        self.tick.fetch_add(buckets, crate::sync::Ordering::SeqCst);
     }
 
     #[inline]

@@ -39,7 +39,10 @@ impl Registry {
     pub(crate) fn try_insert(&self, tracker: Arc<QuotaTracker>) -> Result<(), ()> {
         let guard = self.0.guard();
         let id = IdArc::clone(tracker.id_arc());
-        self.0.try_insert(id, tracker, &guard).map(|_| ()).map_err(|_| ())
+        self.0
+            .try_insert(id, tracker, &guard)
+            .map(|_| ())
+            .map_err(|_| ())
     }
 
     pub(crate) fn remove(&self, id: &str) -> Option<Arc<QuotaTracker>> {
@@ -104,6 +107,8 @@ impl Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("tenants", &self.len()).finish()
+        f.debug_struct("Registry")
+            .field("tenants", &self.len())
+            .finish()
     }
 }

@@ -204,7 +204,9 @@ mod unix_time {
         s.serialize_f64(secs)
     }
 
-    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<SystemTime, D::Error> {
         let secs: f64 = serde::Deserialize::deserialize(d)?;
         if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
             return Err(serde::de::Error::custom(format!(

@@ -133,7 +133,11 @@ impl QuotaTracker {
     /// `Deleted` is terminal: nothing moves a tracker out of it, so a suspend
     /// or activate racing a delete cannot revive a removed tenant's handles.
     /// Returns the status found.
-    pub(crate) fn transition(&self, from: &[TenantStatus], to: TenantStatus) -> Result<(), TenantStatus> {
+    pub(crate) fn transition(
+        &self,
+        from: &[TenantStatus],
+        to: TenantStatus,
+    ) -> Result<(), TenantStatus> {
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
             let status = TenantStatus::from_u8(cur);
@@ -443,8 +447,8 @@ impl QuotaTracker {
         self.counts[Held::Topics as usize]
             .try_acquire(1, q.max_topics)
             .map_err(|c| self.quota_error(QuotaType::Topics, c, q.max_topics))?;
-        if let Err(c) =
-            self.counts[Held::Partitions as usize].try_acquire(u64::from(partitions), q.max_partitions)
+        if let Err(c) = self.counts[Held::Partitions as usize]
+            .try_acquire(u64::from(partitions), q.max_partitions)
         {
             self.counts[Held::Topics as usize].release(1);
             return Err(self.quota_error(QuotaType::Partitions, c, q.max_partitions));

@@ -136,7 +136,11 @@ fn all_or_nothing_across_windows() {
     assert_eq!((e.current, e.limit), (8, 10));
     let u = m.get_usage("t").unwrap();
     assert_eq!(
-        (u.bytes_per_second, u.messages_per_second, u.requests_per_second),
+        (
+            u.bytes_per_second,
+            u.messages_per_second,
+            u.requests_per_second
+        ),
         (100, 8, 1)
     );
     // Requests last: bytes and messages are rolled back when requests refuse.
@@ -149,7 +153,11 @@ fn all_or_nothing_across_windows() {
     assert_eq!(e.quota_type, QuotaType::RequestsPerSecond);
     let u = m.get_usage("t").unwrap();
     assert_eq!(
-        (u.bytes_per_second, u.messages_per_second, u.requests_per_second),
+        (
+            u.bytes_per_second,
+            u.messages_per_second,
+            u.requests_per_second
+        ),
         (100, 8, 1)
     );
 }
@@ -245,7 +253,10 @@ fn messages_and_requests_windows() {
     m.enforce_request_quota("t").unwrap();
     m.enforce_request_quota("t").unwrap();
     let e = quota_err(m.enforce_request_quota("t"));
-    assert_eq!((e.quota_type, e.current, e.limit), (QuotaType::RequestsPerSecond, 3, 3));
+    assert_eq!(
+        (e.quota_type, e.current, e.limit),
+        (QuotaType::RequestsPerSecond, 3, 3)
+    );
     assert_eq!(e.retry_after, Some(Duration::from_secs(1)));
     mock.increment(Duration::from_secs(1));
     m.enforce_request_quota("t").unwrap();
@@ -275,7 +286,11 @@ fn custom_geometry() {
         (Duration::from_nanos(1000), 3),
         (Duration::from_nanos(10), 10),
     ] {
-        let err = Manager::builder().window(w).buckets(b).try_build().unwrap_err();
+        let err = Manager::builder()
+            .window(w)
+            .buckets(b)
+            .try_build()
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidConfig(_)), "{w:?}/{b}: {err}");
     }
 }
