@@ -116,4 +116,4 @@ pub use tenant::{
     validate_name, validate_tenant_id, Tenant, TenantStats, TenantStatus, Usage, MAX_NAME_LEN,
     MAX_TENANT_ID_LEN,
 };
-pub use tracker::QuotaTracker;
+pub use tracker::{QuotaTracker, TenantCounters};

@@ -660,6 +660,15 @@ impl Manager {
         })
     }
 
+    /// A tenant's lifetime admitted and refused counters.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotFound`].
+    pub fn get_counters(&self, id: &str) -> Result<crate::TenantCounters, Error> {
+        self.lookup(id, |t| t.counters())
+    }
+
     /// The tenant's hot-path handle; cache it per connection to skip the map
     /// lookup on every call.
     ///

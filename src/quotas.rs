@@ -283,6 +283,11 @@ impl QuotaType {
         }
     }
 
+    /// Position in [`QuotaType::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// Parses [`QuotaType::as_str`] back.
     pub fn parse(name: &str) -> Option<QuotaType> {
         QuotaType::ALL.into_iter().find(|q| q.as_str() == name)

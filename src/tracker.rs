@@ -74,6 +74,9 @@ pub struct QuotaTracker {
     slots: Box<[AtomicU64]>,
     counts: [Counter; 6],
     storage: Counter,
+    /// Refusals by `QuotaType` index (`QuotaType::ALL` order), then one slot
+    /// for refusals because the tenant was not active. Written on refusal only.
+    refusals: [AtomicU64; 12],
     clock: Arc<TickClock>,
     pub(crate) info: arc_swap::ArcSwap<TenantInfo>,
 }
@@ -104,6 +107,7 @@ impl QuotaTracker {
             slots: (0..3 * n).map(|_| AtomicU64::new(0)).collect(),
             counts: Default::default(),
             storage: Counter::new(),
+            refusals: Default::default(),
             clock,
             info: arc_swap::ArcSwap::from_pointee(info),
         }
@@ -184,14 +188,19 @@ impl QuotaTracker {
     #[cold]
     #[inline(never)]
     fn not_active(&self, s: u8) -> Error {
+        // Relaxed: a monitoring counter, ordered by nothing.
+        self.refusals[11].fetch_add(1, Ordering::Relaxed);
         Error::TenantNotActive {
             id: self.id.to_string(),
             status: TenantStatus::from_u8(s),
         }
     }
 
-    #[inline]
+    #[cold]
+    #[inline(never)]
     fn quota_error(&self, quota_type: QuotaType, current: u64, limit: i64) -> Error {
+        // Relaxed: a monitoring counter, ordered by nothing.
+        self.refusals[quota_type.index()].fetch_add(1, Ordering::Relaxed);
         Error::QuotaExceeded(QuotaError {
             tenant_id: Arc::clone(&self.id),
             quota_type,
@@ -502,6 +511,26 @@ impl QuotaTracker {
 
     // ----- usage -----------------------------------------------------------
 
+    /// Lifetime counters: what was admitted and what was refused, by quota.
+    ///
+    /// Read from state the engine keeps anyway (window totals sealed at each
+    /// bucket rotation, refusal counts bumped on the refusal path), so keeping
+    /// them costs an admission nothing. Admitted totals may trail by the one
+    /// bucket being rotated at the moment of reading.
+    pub fn counters(&self) -> TenantCounters {
+        let mut refused = [0u64; 11];
+        for (r, a) in refused.iter_mut().zip(&self.refusals) {
+            *r = a.load(Ordering::Relaxed);
+        }
+        TenantCounters {
+            admitted_bytes: self.window(BYTES).total(),
+            admitted_messages: self.window(MESSAGES).total(),
+            admitted_requests: self.window(REQUESTS).total(),
+            refused,
+            refused_not_active: self.refusals[11].load(Ordering::Relaxed),
+        }
+    }
+
     /// Usage now: counts held, storage reported, rates over the window.
     pub fn get_usage(&self) -> Usage {
         let now = self.clock.now();
@@ -531,6 +560,29 @@ impl QuotaTracker {
             Some(q) => utilization(&self.get_usage(), &self.quotas(), q),
             None => 0.0,
         }
+    }
+}
+
+/// Lifetime totals of one tenant, for monitoring (Prometheus counters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TenantCounters {
+    /// Bytes admitted by produce and consume (and recorded by
+    /// `record_throughput`).
+    pub admitted_bytes: u64,
+    /// Messages admitted.
+    pub admitted_messages: u64,
+    /// Requests admitted (every produce, consume and other request).
+    pub admitted_requests: u64,
+    /// Refusals by quota type, indexed like [`QuotaType::ALL`].
+    pub refused: [u64; 11],
+    /// Calls refused because the tenant was suspended or deleted.
+    pub refused_not_active: u64,
+}
+
+impl TenantCounters {
+    /// Refusals by one quota type.
+    pub fn refused(&self, quota_type: QuotaType) -> u64 {
+        self.refused[quota_type.index()]
     }
 }
 

@@ -149,6 +149,10 @@ pub(crate) struct Refused {
 pub(crate) struct WindowHead {
     head: AtomicU64,
     epoch: AtomicU64,
+    /// Everything ever sealed out of the head, less roll-backs taken from
+    /// sealed slots: with the open head's count, the window's lifetime total
+    /// (a monitoring counter that costs the hot path nothing).
+    archived: AtomicU64,
 }
 
 /// One rate window: its head and its `n` slots (the tracker keeps all of its
@@ -157,6 +161,7 @@ pub(crate) struct WindowHead {
 pub(crate) struct Window<'a> {
     head: &'a AtomicU64,
     epoch: &'a AtomicU64,
+    archived: &'a AtomicU64,
     slots: &'a [AtomicU64],
     bucket_nanos: u64,
 }
@@ -168,6 +173,7 @@ impl<'a> Window<'a> {
         Window {
             head: &head.head,
             epoch: &head.epoch,
+            archived: &head.archived,
             slots,
             bucket_nanos,
         }
@@ -288,11 +294,14 @@ impl<'a> Window<'a> {
             if s.age(tick) != 0 {
                 return;
             }
-            let next = s.with_count(s.count().saturating_sub(amount));
+            let taken = s.count().min(amount);
+            let next = s.with_count(s.count() - taken);
             if slot
                 .compare_exchange(s.0, next.0, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
+                // Relaxed: a monitoring total, ordered by nothing.
+                self.archived.fetch_sub(taken, Ordering::Relaxed);
                 return;
             }
         }
@@ -344,9 +353,27 @@ impl<'a> Window<'a> {
             .head
             .compare_exchange(head.0, fresh.0, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
-        if opened && tick - head_tick >= self.n() {
-            self.restamp(tick);
+        if opened {
+            // Only the thread that opened the new head archives the old count
+            // into the total, so it is added exactly once. Relaxed: a
+            // monitoring total, ordered by nothing. (A roll-back from the slot
+            // may subtract first; the wrapping arithmetic evens out.)
+            self.archived.fetch_add(head.count(), Ordering::Relaxed);
+            if tick - head_tick >= self.n() {
+                self.restamp(tick);
+            }
         }
+    }
+
+    /// Everything the window has counted since it was created, less
+    /// roll-backs. May trail by the one bucket being rotated.
+    pub(crate) fn total(&self) -> u64 {
+        let (head, _) = self.load_head();
+        let archived = self.archived.load(Ordering::Relaxed);
+        // `archived` can be transiently "negative" (wrapped) if a roll-back
+        // from a slot lands before the archiving add; read that as 0.
+        let archived = if archived > u64::MAX / 2 { 0 } else { archived };
+        archived.saturating_add(if head.is_sealed() { 0 } else { head.count() })
     }
 
     /// After an idle stretch of at least a window, gives every slot a recent
