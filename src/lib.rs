@@ -87,6 +87,9 @@
 //!   `Quotas` also reads the seed's Go field names.
 //! - `cli` (default): the `streambus-tenancy` binary. A broker embedding the
 //!   engine can use `default-features = false, features = ["serde"]`.
+//! - `server` (default): [`server`], the admin HTTP API (axum) over a
+//!   durable SQLite store, Prometheus metrics and alerts, and the binary's
+//!   `serve` and `tenants` commands.
 
 #![warn(
     missing_docs,
@@ -107,6 +110,9 @@ mod sync;
 mod tenant;
 mod tracker;
 mod window;
+
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use error::{Error, QuotaError};
 pub use manager::{Manager, ManagerBuilder, NewTenant, TenantUpdate};

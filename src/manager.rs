@@ -356,6 +356,46 @@ impl Manager {
         Ok(tenant_of(&tracker))
     }
 
+    /// Sets an existing tenant's name, description, metadata, quotas, status
+    /// and `updated_at` to those of `tenant`, keeping its `created_at`.
+    ///
+    /// This is how a durable store applies a change it has just written, so
+    /// that the engine and the store agree on every field, timestamps
+    /// included. Quotas take effect on the next enforcement; a status of
+    /// `Suspended` or `Active` is applied as by [`Manager::suspend_tenant`]
+    /// and [`Manager::activate_tenant`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], [`Error::InvalidQuotas`],
+    /// [`Error::TenantNotFound`]; [`Error::InvalidConfig`] if `tenant.status`
+    /// is `Deleted` (use [`Manager::delete_tenant`]).
+    pub fn replace(&self, tenant: &Tenant) -> Result<Tenant, Error> {
+        validate_name(&tenant.name)?;
+        tenant.quotas.validate()?;
+        if tenant.status == TenantStatus::Deleted {
+            return Err(Error::InvalidConfig(format!(
+                "tenant {:?}: replace cannot delete; use delete_tenant",
+                tenant.id
+            )));
+        }
+        let tracker = self.get_tracker(&tenant.id)?;
+        tracker.set_quotas(tenant.quotas);
+        tracker.info.rcu(|old| TenantInfo {
+            name: tenant.name.as_str().into(),
+            description: tenant.description.as_str().into(),
+            created_at: old.created_at,
+            updated_at: tenant.updated_at,
+            metadata: tenant.metadata.clone(),
+        });
+        let from = [TenantStatus::Active, TenantStatus::Suspended];
+        if tracker.transition(&from, tenant.status).is_err() {
+            // Deleted between the lookup and the transition.
+            return Err(Error::TenantNotFound(tenant.id.clone()));
+        }
+        Ok(tenant_of(&tracker))
+    }
+
     /// Removes a tenant. Handles still held ([`QuotaTracker`], [`Permit`])
     /// refuse every admission from now on, and their releases never touch a
     /// tenant later created with the same id.

@@ -3,10 +3,15 @@
 //! - `demo`: the seed's complete integration example, run for real: tenants of
 //!   mixed tiers offered more than their quotas from many threads, with a live
 //!   table and a latency summary.
+//! - `serve`: the engine as a service: admin HTTP API over a durable store,
+//!   Prometheus metrics and alerts.
+//! - `tenants`: the admin API's command-line client.
 
 use clap::{Parser, Subcommand};
 
+mod cli;
 mod demo;
+mod serve;
 
 /// Lock-free multi-tenancy for message brokers.
 #[derive(Debug, Parser)]
@@ -20,12 +25,18 @@ struct Cli {
 enum Command {
     /// Run the integration demo: tenants of mixed tiers, overloaded, enforced live.
     Demo(demo::DemoArgs),
+    /// Serve the admin API, /metrics and /healthz over a durable tenant store.
+    Serve(serve::ServeArgs),
+    /// Manage tenants on a running server.
+    Tenants(cli::TenantsArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Tenants(args) => cli::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

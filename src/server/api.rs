@@ -1,0 +1,507 @@
+//! The JSON the admin API speaks, with OpenAPI schemas, and the parsing of
+//! request bodies into engine values (naming the field on bad input).
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::alerts::Alert;
+use super::error::ApiError;
+use super::store::quotas_from;
+use crate::{QuotaType, Quotas, Tenant, TenantCounters, TenantStats, TenantStatus, Usage};
+
+/// An error answer.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong, naming the field for bad input.
+    pub error: String,
+    /// Stable machine-readable code, e.g. `tenant_not_found`.
+    pub code: String,
+}
+
+/// A tenant's quotas: `-1` is unlimited, `0` allows nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QuotasJson {
+    /// Produce plus consume bytes per second.
+    pub max_bytes_per_second: i64,
+    /// Produce plus consume messages per second.
+    pub max_messages_per_second: i64,
+    /// Storage bytes.
+    pub max_storage_bytes: i64,
+    /// Topics held at once.
+    pub max_topics: i64,
+    /// Partitions held at once.
+    pub max_partitions: i64,
+    /// Concurrent connections.
+    pub max_connections: i64,
+    /// Concurrent producers.
+    pub max_producers: i64,
+    /// Concurrent consumers.
+    pub max_consumers: i64,
+    /// Consumer groups held at once.
+    pub max_consumer_groups: i64,
+    /// Requests per second.
+    pub max_requests_per_second: i64,
+    /// Longest retention, hours.
+    pub max_retention_hours: i64,
+}
+
+impl From<Quotas> for QuotasJson {
+    fn from(q: Quotas) -> Self {
+        // Destructured so that a new engine field fails to compile here.
+        let Quotas {
+            max_bytes_per_second,
+            max_messages_per_second,
+            max_storage_bytes,
+            max_topics,
+            max_partitions,
+            max_connections,
+            max_producers,
+            max_consumers,
+            max_consumer_groups,
+            max_requests_per_second,
+            max_retention_hours,
+        } = q;
+        QuotasJson {
+            max_bytes_per_second,
+            max_messages_per_second,
+            max_storage_bytes,
+            max_topics,
+            max_partitions,
+            max_connections,
+            max_producers,
+            max_consumers,
+            max_consumer_groups,
+            max_requests_per_second,
+            max_retention_hours,
+        }
+    }
+}
+
+/// Quotas to set: any subset of the fields, by snake_case name or the seed's
+/// Go name (`MaxBytesPerSecond`, ...). Fields left out keep their base value
+/// (the tier's on create, the tenant's current value on update).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[allow(dead_code)] // documentation only: requests are parsed by `quotas_overlay`
+pub(crate) struct QuotasPatch {
+    max_bytes_per_second: Option<i64>,
+    max_messages_per_second: Option<i64>,
+    max_storage_bytes: Option<i64>,
+    max_topics: Option<i64>,
+    max_partitions: Option<i64>,
+    max_connections: Option<i64>,
+    max_producers: Option<i64>,
+    max_consumers: Option<i64>,
+    max_consumer_groups: Option<i64>,
+    max_requests_per_second: Option<i64>,
+    max_retention_hours: Option<i64>,
+}
+
+/// Lifecycle state of a tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StatusJson {
+    /// Enforcement admits within quota.
+    Active,
+    /// Every admission is refused.
+    Suspended,
+}
+
+/// A tenant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TenantJson {
+    /// Unique id: 1 to 128 characters of `A-Z a-z 0-9 . _ -`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_at: f64,
+    /// Last change, seconds since the Unix epoch.
+    pub updated_at: f64,
+    /// Quotas in force.
+    pub quotas: QuotasJson,
+    /// Operator labels.
+    pub metadata: BTreeMap<String, String>,
+    /// `active` or `suspended`.
+    #[schema(value_type = StatusJson)]
+    pub status: String,
+}
+
+impl From<Tenant> for TenantJson {
+    fn from(t: Tenant) -> Self {
+        TenantJson {
+            id: t.id,
+            name: t.name,
+            description: t.description,
+            created_at: unix_secs(t.created_at),
+            updated_at: unix_secs(t.updated_at),
+            quotas: t.quotas.into(),
+            metadata: t.metadata,
+            status: t.status.as_str().to_owned(),
+        }
+    }
+}
+
+/// Every tenant, sorted by id.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TenantListJson {
+    /// The tenants.
+    pub tenants: Vec<TenantJson>,
+    /// How many.
+    pub count: usize,
+}
+
+/// A tenant's usage now. Rates are per second over the window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UsageJson {
+    /// Whose usage.
+    pub tenant_id: String,
+    /// Connections held.
+    pub connections: u64,
+    /// Producers held.
+    pub producers: u64,
+    /// Consumers held.
+    pub consumers: u64,
+    /// Consumer groups held.
+    pub consumer_groups: u64,
+    /// Topics held.
+    pub topics: u64,
+    /// Partitions held.
+    pub partitions: u64,
+    /// Storage last reported, bytes.
+    pub storage_bytes: u64,
+    /// Bytes per second.
+    pub bytes_per_second: u64,
+    /// Messages per second.
+    pub messages_per_second: u64,
+    /// Requests per second.
+    pub requests_per_second: u64,
+}
+
+impl From<Usage> for UsageJson {
+    fn from(u: Usage) -> Self {
+        let Usage {
+            tenant_id,
+            connections,
+            producers,
+            consumers,
+            consumer_groups,
+            topics,
+            partitions,
+            storage_bytes,
+            bytes_per_second,
+            messages_per_second,
+            requests_per_second,
+        } = u;
+        UsageJson {
+            tenant_id,
+            connections,
+            producers,
+            consumers,
+            consumer_groups,
+            topics,
+            partitions,
+            storage_bytes,
+            bytes_per_second,
+            messages_per_second,
+            requests_per_second,
+        }
+    }
+}
+
+/// Lifetime admitted and refused counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CountersJson {
+    /// Bytes admitted (produce and consume).
+    pub admitted_bytes: u64,
+    /// Messages admitted.
+    pub admitted_messages: u64,
+    /// Requests admitted.
+    pub admitted_requests: u64,
+    /// Refusals by quota type.
+    pub refused: BTreeMap<String, u64>,
+    /// Calls refused because the tenant was suspended.
+    pub refused_not_active: u64,
+}
+
+impl From<TenantCounters> for CountersJson {
+    fn from(c: TenantCounters) -> Self {
+        CountersJson {
+            admitted_bytes: c.admitted_bytes,
+            admitted_messages: c.admitted_messages,
+            admitted_requests: c.admitted_requests,
+            refused: QuotaType::ALL
+                .iter()
+                .map(|q| (q.as_str().to_owned(), c.refused(*q)))
+                .collect(),
+            refused_not_active: c.refused_not_active,
+        }
+    }
+}
+
+/// A quota at or above an alert threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AlertJson {
+    /// The quota, e.g. `connections`.
+    pub quota: String,
+    /// `warning` (80%) or `critical` (95%).
+    pub level: String,
+    /// Utilization when last sampled, percent.
+    pub utilization: f64,
+    /// When the quota crossed into this level, seconds since the Unix epoch.
+    pub since: f64,
+}
+
+impl From<&Alert> for AlertJson {
+    fn from(a: &Alert) -> Self {
+        AlertJson {
+            quota: a.quota.as_str().to_owned(),
+            level: a.level.as_str().to_owned(),
+            utilization: a.utilization,
+            since: unix_secs(a.since),
+        }
+    }
+}
+
+/// Everything about one tenant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatsJson {
+    /// The tenant.
+    pub tenant: TenantJson,
+    /// Its usage.
+    pub usage: UsageJson,
+    /// Percent of each limited quota in use.
+    pub utilization: BTreeMap<String, f64>,
+    /// Quotas at or above 80% when last sampled.
+    pub alerts: Vec<AlertJson>,
+    /// Lifetime admitted and refused counts.
+    pub counters: CountersJson,
+}
+
+impl StatsJson {
+    pub(crate) fn new(stats: TenantStats, alerts: &[Alert], counters: TenantCounters) -> Self {
+        StatsJson {
+            tenant: stats.tenant.into(),
+            usage: stats.usage.into(),
+            utilization: stats.utilization,
+            alerts: alerts.iter().map(AlertJson::from).collect(),
+            counters: counters.into(),
+        }
+    }
+}
+
+/// Health.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct HealthJson {
+    /// Always `ok` when the server answers.
+    pub(crate) status: String,
+    /// Number of tenants.
+    pub(crate) tenants: usize,
+}
+
+/// A tenant to create. Give `quotas`, a `tier`, both (the tier is the base
+/// and `quotas` override some of its fields), or neither (the `default`
+/// tier).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    /// Unique id: 1 to 128 characters of `A-Z a-z 0-9 . _ -`.
+    pub id: String,
+    /// Display name: 1 to 256 bytes.
+    pub name: String,
+    /// Free text, at most 4 KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Operator labels: at most 64 entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Quota fields to set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<QuotasPatch>)]
+    pub quotas: Option<Map<String, Value>>,
+    /// A tier name from the configuration: `free`, `pro`, `enterprise`,
+    /// `default` or the operator's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+}
+
+/// Changes to a tenant: fields left out stay as they are. A `tier` resets
+/// every quota to the tier's; `quotas` then override single fields.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenantRequest {
+    /// New display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// New metadata (replaces the old map whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Quota fields to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<QuotasPatch>)]
+    pub quotas: Option<Map<String, Value>>,
+    /// Reset the quotas to this tier first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+}
+
+/// Seconds since the Unix epoch, with fractions.
+pub(crate) fn unix_secs(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Parses a JSON request body, naming the field on a type error.
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let value = parsed.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_data() {
+            let message = if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            };
+            ApiError::bad_request(message)
+        } else {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("malformed JSON: {inner}"),
+            )
+        }
+    })?;
+    de.end().map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("malformed JSON: {e}"),
+        )
+    })?;
+    Ok(value)
+}
+
+/// The seed's Go name of a quota field: `max_bytes_per_second` becomes
+/// `MaxBytesPerSecond`.
+fn go_name(field: &str) -> String {
+    field
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// `base` with the fields of `patch` set: names in snake_case or the seed's
+/// Go names, values integers of at least -1. Errors name the field.
+pub(crate) fn quotas_overlay(base: Quotas, patch: &Map<String, Value>) -> Result<Quotas, ApiError> {
+    let mut values = QuotaType::ALL.map(|q| base.get(q));
+    let mut seen = [false; 11];
+    for (key, value) in patch {
+        let Some(q) = QuotaType::ALL
+            .into_iter()
+            .find(|q| q.field_name() == key || go_name(q.field_name()) == *key)
+        else {
+            let known: Vec<&str> = QuotaType::ALL.iter().map(|q| q.field_name()).collect();
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_quotas",
+                format!(
+                    "quotas.{key}: unknown quota; expected one of {} (or the seed's names, e.g. MaxBytesPerSecond)",
+                    known.join(", ")
+                ),
+            ));
+        };
+        let field = q.field_name();
+        if std::mem::replace(&mut seen[q.index()], true) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_quotas",
+                format!("quotas.{field} is given twice (by its snake_case and its Go name)"),
+            ));
+        }
+        let Some(v) = value.as_i64() else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_quotas",
+                format!(
+                    "quotas.{field} must be an integer from -1 (unlimited) to {}, got {value}",
+                    i64::MAX
+                ),
+            ));
+        };
+        values[q.index()] = v;
+    }
+    let quotas = quotas_from(&values);
+    quotas.validate()?;
+    Ok(quotas)
+}
+
+impl From<TenantStatus> for StatusJson {
+    fn from(s: TenantStatus) -> Self {
+        match s {
+            TenantStatus::Suspended => StatusJson::Suspended,
+            _ => StatusJson::Active,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn go_names() {
+        assert_eq!(go_name("max_bytes_per_second"), "MaxBytesPerSecond");
+        assert_eq!(go_name("max_consumer_groups"), "MaxConsumerGroups");
+    }
+
+    #[test]
+    fn overlay() {
+        let patch = json!({"max_topics": 3, "MaxConnections": -1});
+        let q = quotas_overlay(Quotas::default(), patch.as_object().unwrap()).unwrap();
+        assert_eq!(
+            q,
+            Quotas {
+                max_topics: 3,
+                max_connections: -1,
+                ..Quotas::default()
+            }
+        );
+        for (bad, needle) in [
+            (json!({"max_topicz": 1}), "quotas.max_topicz"),
+            (json!({"max_topics": -2}), "max_topics"),
+            (json!({"max_topics": "5"}), "quotas.max_topics"),
+            (json!({"max_topics": 1.5}), "quotas.max_topics"),
+            (json!({"max_topics": 1, "MaxTopics": 2}), "twice"),
+            (json!({"max_bytes_per_second": i64::MAX}), "max_bytes_per_second"),
+        ] {
+            let e = quotas_overlay(Quotas::default(), bad.as_object().unwrap()).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert!(e.message.contains(needle), "{} lacks {needle}", e.message);
+        }
+    }
+}

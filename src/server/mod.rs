@@ -1,0 +1,72 @@
+//! The engine as a service: an admin HTTP API over a durable tenant store,
+//! Prometheus metrics and utilization alerts (feature `server`).
+//!
+//! The pieces, each in its own file:
+//!
+//! - [`Store`]/[`SqliteStore`]: tenants on disk in SQLite (WAL,
+//!   `synchronous=FULL`); every write is synced before it returns.
+//! - [`Admin`]: the durable admin path. Each change is validated, written to
+//!   the store, and only then applied to the engine, one change at a time; a
+//!   change that fails to persist is not applied. At start it rebuilds the
+//!   engine from the store.
+//! - [`router`]: the `axum::Router` with `/api/v1/tenants...`, the seed's
+//!   `/admin/tenants` aliases, `/api/v1/openapi.json`, `/metrics` and
+//!   `/healthz`. A broker mounts it in its own HTTP server around its own
+//!   `Arc<Manager>`.
+//! - [`Metrics`]: a `prometheus-client` collector that reads the counters
+//!   the engine already keeps at scrape time, so the enforce path pays
+//!   nothing for them.
+//! - [`Alerts`]: samples utilization periodically and logs each crossing of
+//!   80% (warning) and 95% (critical) once, through `tracing`.
+//! - [`Config`]/[`Tiers`]: the TOML file and the named quota tiers.
+//! - [`Token`]: the bearer token, compared in constant time.
+//!
+//! # Usage
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use streambus_tenancy::Manager;
+//! use streambus_tenancy::server::{self, Admin, ApiState, SqliteStore, Token};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = Arc::new(Manager::new()); // the broker's own manager
+//! let store = SqliteStore::open("tenants.db")?;
+//! let admin = Admin::open(Arc::clone(&manager), store)?; // restores the tenants
+//! let state = ApiState::new(Arc::new(admin), Token::new("s3cret")?);
+//! let app: axum::Router = server::router(state);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7420").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Changes made through [`Admin`] (or the API) are durable. A broker that
+//! also calls the manager's lifecycle methods directly bypasses the store:
+//! those changes are lost at restart.
+
+mod admin;
+mod alerts;
+mod api;
+mod auth;
+mod config;
+mod error;
+mod handlers;
+mod metrics;
+mod router;
+mod store;
+
+pub use admin::{Admin, AdminError, MAX_DESCRIPTION_LEN, MAX_METADATA_ENTRIES};
+pub use alerts::{
+    Alert, AlertEvent, AlertLevel, Alerts, CRITICAL_PERCENT, HYSTERESIS_PERCENT, WARNING_PERCENT,
+};
+pub use api::{
+    AlertJson, CountersJson, CreateTenantRequest, ErrorBody, QuotasJson, StatsJson, TenantJson,
+    TenantListJson, UpdateTenantRequest, UsageJson,
+};
+pub use auth::{Token, TokenSource};
+pub use config::{
+    Config, ConfigError, Tiers, DEFAULT_ALERT_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
+};
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use router::{openapi, router, ApiState, MAX_BODY_BYTES};
+pub use store::{SqliteStore, Store, StoreError};

@@ -1,0 +1,428 @@
+//! The durable tenant store: SQLite through rusqlite, one row per tenant.
+//!
+//! The database runs in WAL mode with `synchronous=FULL`: a write returns
+//! only after its commit record is fsynced, so an acknowledged change
+//! survives a crash or power loss, and a change cut short by one is rolled
+//! back whole at the next open. Quotas are columns (named like the
+//! [`Quotas`] fields) so an operator can query the file with `sqlite3`;
+//! timestamps are nanoseconds since the Unix epoch, so they come back exact.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::{QuotaType, Quotas, Tenant, TenantStatus};
+
+/// Where [`Admin`](super::Admin) keeps tenants. Every method returns only
+/// once the change is durable.
+///
+/// [`SqliteStore`] is the implementation; the trait lets tests inject
+/// failures and lets a broker put tenants in its own database.
+pub trait Store: Send + 'static {
+    /// Every tenant stored.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the store cannot be read or holds an invalid row.
+    fn load_all(&mut self) -> Result<Vec<Tenant>, StoreError>;
+    /// Adds a tenant whose id is not stored yet.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the write fails or the id is already stored.
+    fn insert(&mut self, tenant: &Tenant) -> Result<(), StoreError>;
+    /// Overwrites a stored tenant (everything but `created_at`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the write fails or the id is not stored.
+    fn update(&mut self, tenant: &Tenant) -> Result<(), StoreError>;
+    /// Removes a stored tenant.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the write fails or the id is not stored.
+    fn delete(&mut self, id: &str) -> Result<(), StoreError>;
+    /// Flushes and closes the store.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the final flush fails.
+    fn close(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A store operation failed; the change it carried was not made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tenant store: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// Schema version in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// The tenant store in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the file cannot be opened or created, or was written
+    /// by a newer schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path)
+            .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError(format!("cannot enable WAL mode (got {mode})")));
+        }
+        // FULL: the WAL is fsynced at every commit, so a commit that returned
+        // is on disk (NORMAL would only sync at checkpoints).
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError(format!(
+                "{} has schema version {version}; this build reads up to {SCHEMA_VERSION}",
+                path.display()
+            )));
+        }
+        let quota_columns: Vec<String> = QuotaType::ALL
+            .iter()
+            .map(|q| format!("{} INTEGER NOT NULL", q.field_name()))
+            .collect();
+        let quota_columns = quota_columns.join(",\n                 ");
+        conn.execute_batch(&format!(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS tenants (
+                 id TEXT PRIMARY KEY NOT NULL,
+                 name TEXT NOT NULL,
+                 description TEXT NOT NULL,
+                 metadata TEXT NOT NULL,
+                 status TEXT NOT NULL CHECK (status IN ('active', 'suspended')),
+                 created_at_ns INTEGER NOT NULL,
+                 updated_at_ns INTEGER NOT NULL,
+                 {quota_columns}
+             ) STRICT, WITHOUT ROWID;
+             PRAGMA user_version = {SCHEMA_VERSION};
+             COMMIT;"
+        ))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            sync_dir(dir);
+        }
+        Ok(SqliteStore { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// One stored tenant, read from disk (not from the engine).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the read fails or the row is invalid.
+    pub fn get(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        let sql = format!("SELECT {} FROM tenants WHERE id = ?1", select_columns());
+        let row = self
+            .conn
+            .query_row(&sql, [id], row_values)
+            .optional()?;
+        row.map(tenant_from_row).transpose()
+    }
+
+    fn write(&mut self, sql: &str, tenant: &Tenant, expect_rows: bool) -> Result<(), StoreError> {
+        let values = RowValues::of(tenant)?;
+        let mut p: Vec<&dyn rusqlite::ToSql> = vec![
+            &values.id,
+            &values.name,
+            &values.description,
+            &values.metadata,
+            &values.status,
+            &values.created_at_ns,
+            &values.updated_at_ns,
+        ];
+        for q in &values.quotas {
+            p.push(q);
+        }
+        let n = self.conn.execute(sql, p.as_slice())?;
+        if expect_rows && n == 0 {
+            return Err(StoreError(format!("tenant {:?} is not stored", tenant.id)));
+        }
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn load_all(&mut self) -> Result<Vec<Tenant>, StoreError> {
+        let sql = format!("SELECT {} FROM tenants ORDER BY id", select_columns());
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], row_values)?;
+        let mut all = Vec::new();
+        for row in rows {
+            all.push(tenant_from_row(row?)?);
+        }
+        Ok(all)
+    }
+
+    fn insert(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
+        let cols = all_columns();
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO tenants ({}) VALUES ({})",
+            cols.join(", "),
+            marks.join(", ")
+        );
+        self.write(&sql, tenant, false)
+    }
+
+    fn update(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
+        // ?1 is the id; ?6 (created_at) is bound but never written: SQLite
+        // counts parameters by the largest index, so an unused one is fine.
+        let sets: Vec<String> = all_columns()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 0 && *i != 5)
+            .map(|(i, c)| format!("{c} = ?{}", i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE tenants SET {} WHERE id = ?1",
+            sets.join(", ")
+        );
+        self.write(&sql, tenant, true)
+    }
+
+    fn delete(&mut self, id: &str) -> Result<(), StoreError> {
+        let n = self.conn.execute("DELETE FROM tenants WHERE id = ?1", [id])?;
+        if n == 0 {
+            return Err(StoreError(format!("tenant {id:?} is not stored")));
+        }
+        Ok(())
+    }
+
+    fn close(self: Box<Self>) -> Result<(), StoreError> {
+        // Fold the WAL into the main file so the data directory is one file
+        // at rest; a failure here loses nothing (the WAL is replayed at open).
+        let _ = self
+            .conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        self.conn.close().map_err(|(_, e)| StoreError::from(e))
+    }
+}
+
+/// Best effort: make a newly created database file's directory entry durable.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+const FIXED_COLUMNS: [&str; 7] = [
+    "id",
+    "name",
+    "description",
+    "metadata",
+    "status",
+    "created_at_ns",
+    "updated_at_ns",
+];
+
+fn all_columns() -> Vec<&'static str> {
+    FIXED_COLUMNS
+        .iter()
+        .copied()
+        .chain(QuotaType::ALL.iter().map(|q| q.field_name()))
+        .collect()
+}
+
+fn select_columns() -> String {
+    all_columns().join(", ")
+}
+
+/// A row as SQLite values, in [`all_columns`] order.
+struct RowValues {
+    id: String,
+    name: String,
+    description: String,
+    metadata: String,
+    status: String,
+    created_at_ns: i64,
+    updated_at_ns: i64,
+    quotas: [i64; 11],
+}
+
+impl RowValues {
+    fn of(t: &Tenant) -> Result<RowValues, StoreError> {
+        let status = match t.status {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+            TenantStatus::Deleted => {
+                return Err(StoreError(format!("tenant {:?} is deleted", t.id)))
+            }
+        };
+        Ok(RowValues {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            description: t.description.clone(),
+            metadata: serde_json::to_string(&t.metadata)
+                .map_err(|e| StoreError(format!("metadata of {:?}: {e}", t.id)))?,
+            status: status.to_owned(),
+            created_at_ns: to_nanos(t.created_at),
+            updated_at_ns: to_nanos(t.updated_at),
+            quotas: QuotaType::ALL.map(|q| t.quotas.get(q)),
+        })
+    }
+}
+
+fn row_values(r: &rusqlite::Row<'_>) -> rusqlite::Result<RowValues> {
+    let mut quotas = [0i64; 11];
+    for (i, q) in quotas.iter_mut().enumerate() {
+        *q = r.get(FIXED_COLUMNS.len() + i)?;
+    }
+    Ok(RowValues {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        metadata: r.get(3)?,
+        status: r.get(4)?,
+        created_at_ns: r.get(5)?,
+        updated_at_ns: r.get(6)?,
+        quotas,
+    })
+}
+
+fn tenant_from_row(v: RowValues) -> Result<Tenant, StoreError> {
+    let bad = |what: String| StoreError(format!("stored tenant {:?}: {what}", v.id));
+    let status = match v.status.as_str() {
+        "active" => TenantStatus::Active,
+        "suspended" => TenantStatus::Suspended,
+        other => return Err(bad(format!("unknown status {other:?}"))),
+    };
+    let metadata: BTreeMap<String, String> =
+        serde_json::from_str(&v.metadata).map_err(|e| bad(format!("metadata: {e}")))?;
+    Ok(Tenant {
+        id: v.id.clone(),
+        name: v.name.clone(),
+        description: v.description.clone(),
+        created_at: from_nanos(v.created_at_ns),
+        updated_at: from_nanos(v.updated_at_ns),
+        quotas: quotas_from(&v.quotas),
+        metadata,
+        status,
+    })
+}
+
+/// Builds `Quotas` from values in [`QuotaType::ALL`] order.
+pub(crate) fn quotas_from(values: &[i64; 11]) -> Quotas {
+    let v = |q: QuotaType| values[q.index()];
+    Quotas {
+        max_bytes_per_second: v(QuotaType::BytesPerSecond),
+        max_messages_per_second: v(QuotaType::MessagesPerSecond),
+        max_storage_bytes: v(QuotaType::Storage),
+        max_topics: v(QuotaType::Topics),
+        max_partitions: v(QuotaType::Partitions),
+        max_connections: v(QuotaType::Connections),
+        max_producers: v(QuotaType::Producers),
+        max_consumers: v(QuotaType::Consumers),
+        max_consumer_groups: v(QuotaType::ConsumerGroups),
+        max_requests_per_second: v(QuotaType::RequestsPerSecond),
+        max_retention_hours: v(QuotaType::RetentionHours),
+    }
+}
+
+fn to_nanos(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+fn from_nanos(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(id: &str) -> Tenant {
+        let now = SystemTime::now();
+        Tenant {
+            id: id.into(),
+            name: format!("Name of {id}"),
+            description: "d".into(),
+            created_at: now,
+            updated_at: now,
+            quotas: Quotas {
+                max_topics: 7,
+                ..Quotas::free_tier()
+            },
+            metadata: [("k".to_string(), "v \"quoted\"".to_string())].into(),
+            status: TenantStatus::Active,
+        }
+    }
+
+    #[test]
+    fn round_trip_is_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut s = SqliteStore::open(&path).unwrap();
+        let a = tenant("a");
+        s.insert(&a).unwrap();
+        assert!(s.insert(&a).is_err(), "a second insert of one id fails");
+        let mut b = a.clone();
+        b.name = "renamed".into();
+        b.status = TenantStatus::Suspended;
+        b.updated_at = a.updated_at + Duration::from_nanos(1234);
+        s.update(&b).unwrap();
+        Box::new(s).close().unwrap();
+
+        let mut s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.load_all().unwrap(), vec![b.clone()]);
+        assert_eq!(s.get("a").unwrap(), Some(b));
+        s.delete("a").unwrap();
+        assert!(s.delete("a").is_err());
+        assert!(s.update(&a).is_err());
+        assert_eq!(s.load_all().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn nanos_round_trip() {
+        for t in [
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789),
+            UNIX_EPOCH - Duration::from_secs(5),
+        ] {
+            assert_eq!(from_nanos(to_nanos(t)), t);
+        }
+    }
+}
