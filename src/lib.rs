@@ -123,3 +123,8 @@ pub use tenant::{
     MAX_TENANT_ID_LEN,
 };
 pub use tracker::{QuotaTracker, TenantCounters};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
