@@ -56,13 +56,21 @@
 //! - Slot loads in the sum are `Acquire` so that a roll-back (a slot decrement)
 //!   seen by one thread is ordered like every other slot write.
 //!
-//! # Stamps and their wrap
+//! # Stamps and the epoch
 //!
-//! Stamps are ticks modulo 2^24 (19.4 days of 100 ms buckets). Ages are
-//! computed modulo 2^24, so a bucket left untouched for an exact multiple of
-//! 2^24 ticks could, for one window, look recent again. The effect is only ever
-//! to count old traffic, which can refuse a call but never admit one past its
-//! limit; ARCHITECTURE.md records this as a known limit.
+//! Stamps are ticks modulo 2^24 (19.4 days of 100 ms buckets). The window's
+//! epoch, raised before every opening of the head, is a full-width tick never
+//! behind the head and at most a few ticks ahead of it, so the head's stamp
+//! always expands to its exact tick however long the window sat idle. Slots
+//! are only compared with ticks within a window of the head; after an idle
+//! stretch of a window or more, the thread that opens the head re-stamps every
+//! slot so that none keeps a stamp old enough to wrap around (until it has,
+//! a stale slot can only be over-counted: the window errs towards refusing).
+//! - The epoch `fetch_max` (`AcqRel`) is sequenced before the head
+//!   compare-exchange that opens the new stamp, so any thread that acquires
+//!   the new head also sees an epoch at least as new.
+//! - The `archived` total is `Relaxed`: a monitoring counter that orders
+//!   nothing and is read only for reports.
 
 use std::time::Duration;
 
