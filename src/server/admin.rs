@@ -23,7 +23,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use super::store::{Store, StoreError};
-use crate::{validate_name, validate_tenant_id, Error, Manager, NewTenant, Tenant, TenantStatus, TenantUpdate};
+use crate::{
+    validate_name, validate_tenant_id, Error, Manager, NewTenant, Tenant, TenantStatus,
+    TenantUpdate,
+};
 
 /// Longest tenant description, in bytes.
 pub const MAX_DESCRIPTION_LEN: usize = 4096;

@@ -241,8 +241,14 @@ mod tests {
         }
         let e = alerts.sample(&m);
         assert_eq!(e.len(), 1);
-        assert_eq!((e[0].quota, e[0].level), (QuotaType::Connections, Some(Warning)));
-        assert!(alerts.sample(&m).is_empty(), "logged once, not at every sample");
+        assert_eq!(
+            (e[0].quota, e[0].level),
+            (QuotaType::Connections, Some(Warning))
+        );
+        assert!(
+            alerts.sample(&m).is_empty(),
+            "logged once, not at every sample"
+        );
         assert_eq!(alerts.of("t")[0].level, Warning);
         held.push(m.acquire_connection("t").unwrap());
         held.push(m.acquire_connection("t").unwrap());

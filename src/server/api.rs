@@ -497,7 +497,10 @@ mod tests {
             (json!({"max_topics": "5"}), "quotas.max_topics"),
             (json!({"max_topics": 1.5}), "quotas.max_topics"),
             (json!({"max_topics": 1, "MaxTopics": 2}), "twice"),
-            (json!({"max_bytes_per_second": i64::MAX}), "max_bytes_per_second"),
+            (
+                json!({"max_bytes_per_second": i64::MAX}),
+                "max_bytes_per_second",
+            ),
         ] {
             let e = quotas_overlay(Quotas::default(), bad.as_object().unwrap()).unwrap_err();
             assert_eq!(e.status, 400);

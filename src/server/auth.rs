@@ -185,6 +185,9 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         let (c, src) = Token::resolve(Some("given-token-0123456".into()), &file).unwrap();
-        assert_eq!((c.expose(), src), ("given-token-0123456", TokenSource::Given));
+        assert_eq!(
+            (c.expose(), src),
+            ("given-token-0123456", TokenSource::Given)
+        );
     }
 }

@@ -106,7 +106,9 @@ impl Config {
             .listen
             .map(|s| {
                 s.parse::<SocketAddr>().map_err(|e| {
-                    ConfigError(format!("listen: {s:?} is not an address like 127.0.0.1:7420 ({e})"))
+                    ConfigError(format!(
+                        "listen: {s:?} is not an address like 127.0.0.1:7420 ({e})"
+                    ))
                 })
             })
             .transpose()?;

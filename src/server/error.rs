@@ -58,7 +58,13 @@ impl ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -86,12 +92,18 @@ impl From<AdminError> for ApiError {
             AdminError::Invalid { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", e.to_string())
             }
-            AdminError::HasConnections { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "tenant_has_connections", e.to_string())
-            }
+            AdminError::HasConnections { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "tenant_has_connections",
+                e.to_string(),
+            ),
             AdminError::Store(_) => {
                 tracing::error!(error = %e, "admin change failed in the store");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", e.to_string())
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "store_error",
+                    e.to_string(),
+                )
             }
         }
     }

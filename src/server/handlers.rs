@@ -281,7 +281,9 @@ pub(crate) async fn suspend_tenant(
 ) -> Result<Json<TenantJson>, ApiError> {
     let id = tenant_id(path)?;
     let admin = state.admin.clone();
-    Ok(Json(blocking(move || Ok(admin.suspend(&id)?)).await?.into()))
+    Ok(Json(
+        blocking(move || Ok(admin.suspend(&id)?)).await?.into(),
+    ))
 }
 
 /// Re-activates a suspended tenant.
@@ -303,7 +305,9 @@ pub(crate) async fn activate_tenant(
 ) -> Result<Json<TenantJson>, ApiError> {
     let id = tenant_id(path)?;
     let admin = state.admin.clone();
-    Ok(Json(blocking(move || Ok(admin.activate(&id)?)).await?.into()))
+    Ok(Json(
+        blocking(move || Ok(admin.activate(&id)?)).await?.into(),
+    ))
 }
 
 fn stats(state: &ApiState, id: &str) -> Result<StatsJson, ApiError> {
@@ -410,7 +414,10 @@ pub(crate) async fn openapi_json() -> Response {
             .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     });
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     (headers, doc.clone()).into_response()
 }
 

@@ -138,7 +138,8 @@ impl Collector for TenantCollector {
         let alerts = self.alerts.all();
         let e = &mut encoder;
 
-        let count = |s: TenantStatus| samples.iter().filter(|x| x.tenant.status == s).count() as i64;
+        let count =
+            |s: TenantStatus| samples.iter().filter(|x| x.tenant.status == s).count() as i64;
         let (active, suspended) = (count(TenantStatus::Active), count(TenantStatus::Suspended));
         gauge(
             e,
@@ -154,7 +155,10 @@ impl Collector for TenantCollector {
             "1 for the tenant's lifecycle status.",
             samples.iter().map(|s| {
                 (
-                    [("tenant", s.tenant.id.as_str()), ("status", s.tenant.status.as_str())],
+                    [
+                        ("tenant", s.tenant.id.as_str()),
+                        ("status", s.tenant.status.as_str()),
+                    ],
                     1i64,
                 )
             }),
@@ -177,8 +181,12 @@ impl Collector for TenantCollector {
             samples.iter().flat_map(|s| {
                 QuotaType::ALL.iter().filter_map(move |q| {
                     let limit = s.tenant.quotas.get(*q);
-                    (limit >= 0)
-                        .then(|| ([("tenant", s.tenant.id.as_str()), ("quota", q.as_str())], limit))
+                    (limit >= 0).then(|| {
+                        (
+                            [("tenant", s.tenant.id.as_str()), ("quota", q.as_str())],
+                            limit,
+                        )
+                    })
                 })
             }),
         )?;
@@ -227,7 +235,12 @@ impl Collector for TenantCollector {
                 let id = s.tenant.id.as_str();
                 QuotaType::ALL
                     .iter()
-                    .map(move |q| ([("tenant", id), ("quota", q.as_str())], s.counters.refused(*q)))
+                    .map(move |q| {
+                        (
+                            [("tenant", id), ("quota", q.as_str())],
+                            s.counters.refused(*q),
+                        )
+                    })
                     .chain(std::iter::once((
                         [("tenant", id), ("quota", "not_active")],
                         s.counters.refused_not_active,
@@ -244,7 +257,10 @@ impl Collector for TenantCollector {
                         AlertLevel::Warning => 1i64,
                         AlertLevel::Critical => 2,
                     };
-                    ([("tenant", tenant.as_str()), ("quota", a.quota.as_str())], level)
+                    (
+                        [("tenant", tenant.as_str()), ("quota", a.quota.as_str())],
+                        level,
+                    )
                 })
             }),
         )?;

@@ -94,7 +94,8 @@ impl SqliteStore {
         let conn = Connection::open(&path)
             .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError(format!("cannot enable WAL mode (got {mode})")));
         }
@@ -146,10 +147,7 @@ impl SqliteStore {
     /// [`StoreError`] if the read fails or the row is invalid.
     pub fn get(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
         let sql = format!("SELECT {} FROM tenants WHERE id = ?1", select_columns());
-        let row = self
-            .conn
-            .query_row(&sql, [id], row_values)
-            .optional()?;
+        let row = self.conn.query_row(&sql, [id], row_values).optional()?;
         row.map(tenant_from_row).transpose()
     }
 
@@ -207,15 +205,14 @@ impl Store for SqliteStore {
             .filter(|(i, _)| *i != 0 && *i != 5)
             .map(|(i, c)| format!("{c} = ?{}", i + 1))
             .collect();
-        let sql = format!(
-            "UPDATE tenants SET {} WHERE id = ?1",
-            sets.join(", ")
-        );
+        let sql = format!("UPDATE tenants SET {} WHERE id = ?1", sets.join(", "));
         self.write(&sql, tenant, true)
     }
 
     fn delete(&mut self, id: &str) -> Result<(), StoreError> {
-        let n = self.conn.execute("DELETE FROM tenants WHERE id = ?1", [id])?;
+        let n = self
+            .conn
+            .execute("DELETE FROM tenants WHERE id = ?1", [id])?;
         if n == 0 {
             return Err(StoreError(format!("tenant {id:?} is not stored")));
         }
@@ -225,9 +222,7 @@ impl Store for SqliteStore {
     fn close(self: Box<Self>) -> Result<(), StoreError> {
         // Fold the WAL into the main file so the data directory is one file
         // at rest; a failure here loses nothing (the WAL is replayed at open).
-        let _ = self
-            .conn
-            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
         self.conn.close().map_err(|(_, e)| StoreError::from(e))
     }
 }

@@ -160,8 +160,16 @@ impl Client {
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer, String> {
         let url = format!("{}{path}", self.base);
         let result = match (method, body) {
-            ("GET", _) => self.agent.get(&url).header("Authorization", &self.auth).call(),
-            ("DELETE", _) => self.agent.delete(&url).header("Authorization", &self.auth).call(),
+            ("GET", _) => self
+                .agent
+                .get(&url)
+                .header("Authorization", &self.auth)
+                .call(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("Authorization", &self.auth)
+                .call(),
             ("POST", None) => self
                 .agent
                 .post(&url)
@@ -220,7 +228,8 @@ pub(crate) fn run(args: TenantsArgs) -> Result<(), String> {
         TenantsCommand::Create { id, fields } => {
             let mut body = fields.to_json()?;
             body.insert("id".into(), Value::String(id.clone()));
-            body.entry("name").or_insert_with(|| Value::String(id.clone()));
+            body.entry("name")
+                .or_insert_with(|| Value::String(id.clone()));
             let a = client.call("POST", "/api/v1/tenants", Some(&Value::Object(body)))?;
             print_or(json, &a, |t: TenantJson| {
                 format!("created tenant {}\n{}", t.id, tenant_table(&t))
@@ -235,11 +244,15 @@ pub(crate) fn run(args: TenantsArgs) -> Result<(), String> {
         }
         TenantsCommand::Suspend { id } => {
             let a = client.call("POST", &tenant_path(id, "/suspend"), None)?;
-            print_or(json, &a, |t: TenantJson| format!("tenant {} is {}", t.id, t.status))
+            print_or(json, &a, |t: TenantJson| {
+                format!("tenant {} is {}", t.id, t.status)
+            })
         }
         TenantsCommand::Activate { id } => {
             let a = client.call("POST", &tenant_path(id, "/activate"), None)?;
-            print_or(json, &a, |t: TenantJson| format!("tenant {} is {}", t.id, t.status))
+            print_or(json, &a, |t: TenantJson| {
+                format!("tenant {} is {}", t.id, t.status)
+            })
         }
         TenantsCommand::Delete { id, force } => {
             let q = if *force { "?force=true" } else { "" };
@@ -352,7 +365,15 @@ fn table() -> Table {
 
 fn list_table(l: &TenantListJson) -> String {
     let mut t = table();
-    t.set_header(vec!["ID", "NAME", "STATUS", "BYTES/S", "CONNECTIONS", "TOPICS", "CREATED"]);
+    t.set_header(vec![
+        "ID",
+        "NAME",
+        "STATUS",
+        "BYTES/S",
+        "CONNECTIONS",
+        "TOPICS",
+        "CREATED",
+    ]);
     for x in &l.tenants {
         t.add_row(vec![
             Cell::new(&x.id),
@@ -413,7 +434,14 @@ fn stats_table(s: &StatsJson) -> String {
         .map(|a| (a.quota.as_str(), a.level.as_str()))
         .collect();
     let mut t = table();
-    t.set_header(vec!["QUOTA", "USAGE", "LIMIT", "UTILIZATION", "ALERT", "REFUSED"]);
+    t.set_header(vec![
+        "QUOTA",
+        "USAGE",
+        "LIMIT",
+        "UTILIZATION",
+        "ALERT",
+        "REFUSED",
+    ]);
     for (field, lim) in quota_rows(&s.tenant) {
         let name = quota_name(field);
         let util = s

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::Args;
 use streambus_tenancy::server::{
-    self, Admin, ApiState, Config, SqliteStore, Tiers, Token, TokenSource,
-    DEFAULT_ALERT_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
+    self, Admin, ApiState, Config, SqliteStore, Tiers, Token, TokenSource, DEFAULT_ALERT_INTERVAL,
+    DEFAULT_DATA_DIR, DEFAULT_LISTEN,
 };
 use streambus_tenancy::Manager;
 
@@ -72,7 +72,8 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     let store = SqliteStore::open(&db).map_err(|e| e.to_string())?;
     let manager = Arc::new(Manager::new());
     let admin = Arc::new(Admin::open(Arc::clone(&manager), store).map_err(|e| e.to_string())?);
-    let state = ApiState::new(Arc::clone(&admin), token.clone()).with_tiers(Tiers::with(&config.tiers));
+    let state =
+        ApiState::new(Arc::clone(&admin), token.clone()).with_tiers(Tiers::with(&config.tiers));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -95,8 +96,8 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
             let _ = stop_tx.send(true);
         });
         let mut graceful = stop_rx.clone();
-        let serve = axum::serve(listener, server::router(state))
-            .with_graceful_shutdown(async move {
+        let serve =
+            axum::serve(listener, server::router(state)).with_graceful_shutdown(async move {
                 let _ = graceful.changed().await;
                 tracing::info!("shutting down: finishing in-flight requests");
             });
