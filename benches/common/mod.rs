@@ -1,0 +1,148 @@
+//! Fixtures shared by the bench targets: tenant ids, quotas that never refuse,
+//! and the three implementations built the same way.
+//!
+//! Every throughput bench offers the same call to every implementation: a
+//! produce of [`MSG_BYTES`] bytes in one message. The quotas are chosen so that
+//! none of them refuses on that load, and each is still *limited* (so every
+//! implementation runs its real check, not an "unlimited" shortcut):
+//!
+//! - ours and the seed port: every rate quota at [`MAX_RATE_QUOTA`]
+//!   (2^39 - 1 per second), every count quota at 10^9;
+//! - governor: one bytes/s quota of 10^9 bytes/s (one cell per nanosecond,
+//!   governor's finest period) with a burst of `u32::MAX` bytes. At 64 bytes a
+//!   call that is 15.6 M calls/s per key, more than any bench here offers.
+//!
+//! The benches check this before they measure (`assert_admits`).
+
+#![allow(dead_code)]
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota as GovQuota};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use streambus_tenancy::{Manager, Quotas, MAX_RATE_QUOTA};
+
+use crate::seed_port::SeedManager;
+
+/// Bytes in every produce call the benches make.
+pub const MSG_BYTES: u64 = 64;
+
+/// Count quotas large enough that no bench reaches them.
+pub const BIG_COUNT: i64 = 1_000_000_000;
+
+/// A 15-byte tenant id: `tenant-00000042`.
+pub fn tenant_id(i: usize) -> String {
+    format!("tenant-{i:08}")
+}
+
+/// `n` ids in a fixed shuffled order (seeded, so every run visits the same
+/// sequence).
+pub fn shuffled_ids(n: usize) -> Vec<String> {
+    let mut ids: Vec<String> = (0..n).map(tenant_id).collect();
+    ids.shuffle(&mut StdRng::seed_from_u64(0x5eed_0004));
+    ids
+}
+
+/// Limited quotas that a bench never reaches.
+pub fn roomy_quotas() -> Quotas {
+    Quotas {
+        max_bytes_per_second: MAX_RATE_QUOTA,
+        max_messages_per_second: MAX_RATE_QUOTA,
+        max_requests_per_second: MAX_RATE_QUOTA,
+        max_connections: BIG_COUNT,
+        max_producers: BIG_COUNT,
+        max_consumers: BIG_COUNT,
+        max_consumer_groups: BIG_COUNT,
+        max_topics: BIG_COUNT,
+        max_partitions: BIG_COUNT,
+        ..Quotas::default()
+    }
+}
+
+/// Quotas that refuse: 1,000 bytes/s, everything else roomy.
+pub fn tiny_bytes_quotas() -> Quotas {
+    Quotas {
+        max_bytes_per_second: 1_000,
+        ..roomy_quotas()
+    }
+}
+
+/// Our engine on the real clock with `n` tenants `tenant_id(0..n)`.
+pub fn ours(n: usize, quotas: Quotas) -> Manager {
+    let m = Manager::new();
+    for i in 0..n {
+        m.create_tenant(&tenant_id(i), "Bench tenant", quotas)
+            .unwrap();
+    }
+    m
+}
+
+/// Our engine on a frozen mock clock (the window never frees).
+pub fn ours_mock(n: usize, quotas: Quotas) -> (Manager, std::sync::Arc<quanta::Mock>) {
+    let (clock, mock) = quanta::Clock::mock();
+    // Start away from the origin so nothing depends on tick 0.
+    mock.increment(Duration::from_secs(1));
+    let m = Manager::builder().clock(clock).build();
+    for i in 0..n {
+        m.create_tenant(&tenant_id(i), "Bench tenant", quotas)
+            .unwrap();
+    }
+    (m, mock)
+}
+
+/// The seed port with `n` tenants.
+pub fn seed(n: usize, quotas: Quotas) -> SeedManager {
+    let m = SeedManager::new();
+    for i in 0..n {
+        m.create_tenant(&tenant_id(i), "Bench tenant", quotas)
+            .unwrap();
+    }
+    m
+}
+
+/// governor's roomy bytes/s quota (see the module docs).
+pub fn governor_roomy_quota() -> GovQuota {
+    GovQuota::with_period(Duration::from_nanos(1))
+        .unwrap()
+        .allow_burst(NonZeroU32::MAX)
+}
+
+/// governor's refusing quota: 1,000 bytes/s, burst 1,000.
+pub fn governor_tiny_quota() -> GovQuota {
+    GovQuota::per_second(NonZeroU32::new(1_000).unwrap())
+}
+
+/// A governor keyed limiter (default DashMap store, default quanta clock) with
+/// state for `tenant_id(0..n)` already created.
+pub fn governor_keyed(n: usize, quota: GovQuota) -> DefaultKeyedRateLimiter<String> {
+    let g = DefaultKeyedRateLimiter::keyed(quota);
+    for i in 0..n {
+        let _ = g.check_key_n(&tenant_id(i), NonZeroU32::new(1).unwrap());
+    }
+    g
+}
+
+/// A governor direct limiter (one state, no map): the analogue of a cached
+/// tracker.
+pub fn governor_direct(quota: GovQuota) -> DefaultDirectRateLimiter {
+    DefaultDirectRateLimiter::direct(quota)
+}
+
+/// [`MSG_BYTES`] as governor's cell count.
+pub fn gov_n() -> NonZeroU32 {
+    NonZeroU32::new(MSG_BYTES as u32).unwrap()
+}
+
+/// Runs `calls` produce calls and panics if any was refused: the fairness
+/// check every throughput bench makes before it measures.
+pub fn assert_admits(what: &str, calls: usize, mut call: impl FnMut(usize) -> bool) {
+    for i in 0..calls {
+        assert!(
+            call(i),
+            "{what} refused call {i}: the bench would not be fair"
+        );
+    }
+}
