@@ -258,15 +258,27 @@ pub(crate) fn run(args: TenantsArgs) -> Result<(), String> {
             let q = if *force { "?force=true" } else { "" };
             let a = client.call("DELETE", &tenant_path(id, q), None)?;
             if json {
-                println!("{}", serde_json::json!({"deleted": id, "status": a.status}));
+                say(&serde_json::json!({"deleted": id, "status": a.status}).to_string());
             } else {
-                println!("deleted tenant {id}");
+                say(&format!("deleted tenant {id}"));
             }
             Ok(())
         }
         TenantsCommand::Stats { id } => {
             let a = client.call("GET", &tenant_path(id, "/stats"), None)?;
             print_or(json, &a, |s: StatsJson| stats_table(&s))
+        }
+    }
+}
+
+/// Prints a line; a closed pipe (`... | head`) ends the output quietly
+/// instead of panicking.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}") {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the output: {e}");
         }
     }
 }
@@ -291,12 +303,12 @@ fn print_or<T: serde::de::DeserializeOwned>(
 ) -> Result<(), String> {
     if json {
         let text = serde_json::to_string_pretty(&a.body).map_err(|e| e.to_string())?;
-        println!("{text}");
+        say(&text);
         return Ok(());
     }
     let v: T = serde_json::from_value(a.body.clone())
         .map_err(|e| format!("unexpected answer from the server: {e}"))?;
-    println!("{}", table(v));
+    say(&table(v));
     Ok(())
 }
 

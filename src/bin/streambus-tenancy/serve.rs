@@ -126,22 +126,35 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
 }
 
 fn announce(addr: SocketAddr, db: &std::path::Path, token: &Token, source: &TokenSource, n: usize) {
-    println!("streambus-tenancy listening on http://{addr}");
-    println!("  tenants: {n} restored from {}", db.display());
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(text, "streambus-tenancy listening on http://{addr}");
+    let _ = writeln!(text, "  tenants: {n} restored from {}", db.display());
     match source {
         TokenSource::Generated(path) => {
-            println!(
-                "  admin token (generated, saved to {} with mode 0600; shown only this once):",
-                path.display()
+            let _ = writeln!(
+                text,
+                "  admin token (generated, saved to {} with mode 0600; shown only this once):\n    {}",
+                path.display(),
+                token.expose()
             );
-            println!("    {}", token.expose());
         }
-        TokenSource::File(path) => println!("  admin token: in {}", path.display()),
-        TokenSource::Given => println!("  admin token: as given"),
+        TokenSource::File(path) => {
+            let _ = writeln!(text, "  admin token: in {}", path.display());
+        }
+        TokenSource::Given => {
+            let _ = writeln!(text, "  admin token: as given");
+        }
     }
-    println!("  try: curl -H \"Authorization: Bearer $TOKEN\" http://{addr}/api/v1/tenants");
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
+    let _ = writeln!(
+        text,
+        "  try: curl -H \"Authorization: Bearer $TOKEN\" http://{addr}/api/v1/tenants"
+    );
+    // A closed stdout must not stop the server.
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 fn init_tracing() {
