@@ -102,6 +102,8 @@
 mod clock;
 mod counter;
 mod error;
+#[cfg(quota_loom)]
+pub mod loom_api;
 mod manager;
 mod permit;
 mod quotas;

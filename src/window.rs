@@ -334,7 +334,10 @@ impl<'a> Window<'a> {
         }
         // Archive the sealed count into the slot of the tick it counted for.
         let slot = &self.slots[(head_tick % self.n()) as usize];
-        let target = Bucket::new(head_tick, head.count());
+        // Archived slots keep the sealed flag, so a slot that was archived
+        // and then rolled back to its old count can never again equal the
+        // value a slow helper loaded before the archive (no ABA).
+        let target = Bucket::new(head_tick, head.count()).sealed();
         let current = slot.load(Ordering::Acquire);
         if current != target.0 {
             // Only write while the head is still this sealed bucket: once the

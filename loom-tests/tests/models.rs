@@ -1,0 +1,368 @@
+//! Loom models of the engine's own code: every interleaving (up to the
+//! preemption bound) of the window, counter and lifecycle protocols.
+//!
+//! Run from this directory:
+//!
+//! ```sh
+//! RUSTFLAGS="--cfg quota_loom" cargo test --release
+//! ```
+//!
+//! Each model sets its own preemption bound (`LOOM_MAX_PREEMPTIONS` is
+//! ignored so a run is reproducible); the bound and the time each takes are
+//! in ARCHITECTURE.md.
+
+use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+use streambus_tenancy::loom_api::{LoomCounter, LoomWindow};
+use streambus_tenancy::{Error, Manager, Quotas, TenantStatus};
+
+fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(preemptions);
+    b.check(f);
+}
+
+fn manager(buckets: usize) -> Manager {
+    Manager::builder()
+        .window(std::time::Duration::from_millis(100 * buckets as u64))
+        .buckets(buckets)
+        .build()
+}
+
+/// Model 1: two threads record into one window while the epoch advances past
+/// a bucket boundary. Nothing is lost, each amount is counted in the tick its
+/// call returned (its own, or a newer head's it adopted), and the stale bucket
+/// reused for the new tick is reset exactly once.
+#[test]
+fn window_rotation() {
+    model(3, || {
+        let w = Arc::new(LoomWindow::new(2));
+        // Tick 0 holds 100 in slot 0; tick 2 reuses slot 0.
+        assert_eq!(w.record(0, 100), 0);
+        let t1 = {
+            let w = w.clone();
+            // A writer whose clock still reads tick 1.
+            thread::spawn(move || w.record(1, 1))
+        };
+        let t2 = {
+            let w = w.clone();
+            // A writer at tick 2: reclaims slot 0 from tick 0.
+            thread::spawn(move || w.record(2, 10))
+        };
+        let a = t1.join().unwrap();
+        let b = t2.join().unwrap();
+        assert!(a == 1 || a == 2, "tick 1 counted in {a}");
+        assert_eq!(b, 2);
+        // At tick 2 the window (n = 2) holds ticks 1 and 2: both writes, and
+        // nothing of tick 0 (the stale bucket was reset)...
+        assert_eq!(w.used(2), 11);
+        // ...and at tick 3 only what was counted in tick 2 (nothing lost to a
+        // second reset, nothing counted in the wrong tick).
+        assert_eq!(w.used(3), if a == 2 { 11 } else { 10 });
+        assert_eq!(w.used(4), 0);
+        assert_eq!(w.total(), 111);
+    });
+}
+
+/// Model 2: three threads race for a window with room for exactly one.
+/// Exactly one wins, and the window then holds exactly the limit.
+#[test]
+fn window_race_for_last_room() {
+    model(3, || {
+        let w = Arc::new(LoomWindow::new(2));
+        assert!(w.try_admit(0, 2, 3).is_ok());
+        let wins = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (w, wins) = (w.clone(), wins.clone());
+                thread::spawn(move || {
+                    if w.try_admit(0, 1, 3).is_ok() {
+                        wins.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(wins.load(Ordering::SeqCst), 1);
+        assert_eq!(w.used(0), 3);
+    });
+}
+
+/// Model 2b: admission racing a roll-back and a rotation: the roll-back
+/// comes out of the right bucket, whether the head is still open at its tick
+/// or already sealed into a slot, and no interleaving over-admits.
+#[test]
+fn window_rollback_races_rotation() {
+    model(3, || {
+        let w = Arc::new(LoomWindow::new(2));
+        assert_eq!(w.try_admit(0, 2, 3), Ok(0));
+        let t1 = {
+            let w = w.clone();
+            // Takes back the 2 admitted at tick 0.
+            thread::spawn(move || w.unrecord(0, 2))
+        };
+        let t2 = {
+            let w = w.clone();
+            // Admits at tick 1 against the limit of 3 over ticks 0..=1.
+            thread::spawn(move || w.try_admit(1, 2, 3))
+        };
+        t1.join().unwrap();
+        let r = t2.join().unwrap();
+        // Admitted only if the roll-back was seen first; either way the
+        // window is exact afterwards.
+        match r {
+            Ok(tick) => {
+                assert_eq!(tick, 1);
+                assert_eq!(w.used(1), 2);
+            }
+            Err(used) => {
+                assert_eq!(used, 2);
+                assert_eq!(w.used(1), 0);
+            }
+        }
+        assert!(w.used(1) <= 3);
+        assert_eq!(w.used(2), w.used(1));
+    });
+}
+
+/// Model 3: produce is all-or-nothing. Room for the bytes of both calls but
+/// the messages of only one: exactly one is admitted, and nothing of the
+/// refused call stays recorded in any window.
+#[test]
+fn produce_all_or_nothing() {
+    model(3, || {
+        let m = manager(2);
+        m.create_tenant(
+            "t",
+            "T",
+            Quotas {
+                // Per 200 ms window: 20 bytes, 1 message.
+                max_bytes_per_second: 100,
+                max_messages_per_second: 5,
+                ..Quotas::unlimited()
+            },
+        )
+        .unwrap();
+        let t = m.get_tracker("t").unwrap();
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let t = t.clone();
+                thread::spawn(move || t.enforce_produce(5, 1).is_ok())
+            })
+            .collect();
+        let admitted = threads
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(admitted, 1);
+        let u = t.get_usage();
+        // The window is 200 ms, so the per-second rate doubles the count.
+        assert_eq!(
+            (
+                u.bytes_per_second,
+                u.messages_per_second,
+                u.requests_per_second
+            ),
+            (5 * 5, 5, 5)
+        );
+    });
+}
+
+/// Model 4: a count quota of limit 2 with three threads acquiring and
+/// releasing: never more than 2 held, not even as a reader sees it, and 0 at
+/// the end.
+#[test]
+fn count_limit_k() {
+    model(3, || {
+        let c = Arc::new(LoomCounter::default());
+        let held = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (c, held) = (c.clone(), held.clone());
+                thread::spawn(move || {
+                    if c.try_acquire(1, 2).is_ok() {
+                        let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                        assert!(now <= 2, "{now} held");
+                        assert!(c.get() <= 2);
+                        held.fetch_sub(1, Ordering::SeqCst);
+                        c.release(1);
+                    }
+                })
+            })
+            .collect();
+        assert!(c.get() <= 2);
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(c.get(), 0);
+    });
+}
+
+/// Model 5: a release racing an acquire at the limit, and releases at 0
+/// racing each other: the acquire wins only after the release, the count is
+/// exact, and it never underflows.
+#[test]
+fn release_races_acquire() {
+    model(3, || {
+        let c = Arc::new(LoomCounter::default());
+        c.try_acquire(1, 1).unwrap();
+        let r = {
+            let c = c.clone();
+            thread::spawn(move || {
+                c.release(1);
+                c.release(1); // one more than held
+            })
+        };
+        let a = {
+            let c = c.clone();
+            thread::spawn(move || c.try_acquire(1, 1))
+        };
+        let also = {
+            let c = c.clone();
+            thread::spawn(move || c.release(1))
+        };
+        r.join().unwrap();
+        also.join().unwrap();
+        let acquired = a.join().unwrap();
+        match acquired {
+            Ok(()) => assert!(c.get() <= 1),
+            Err(held) => {
+                assert_eq!(held, 1);
+                assert_eq!(c.get(), 0);
+            }
+        }
+        // Never wrapped around.
+        assert!(c.get() <= 1);
+        c.release(5);
+        assert_eq!(c.get(), 0);
+    });
+}
+
+/// Model 6a: once `suspend_tenant` has returned (and a thread learns so), no
+/// later admission on that tenant succeeds.
+#[test]
+fn suspend_races_enforce() {
+    model(3, || {
+        let m = Arc::new(manager(2));
+        m.create_tenant("t", "T", Quotas::unlimited()).unwrap();
+        let t = m.get_tracker("t").unwrap();
+        let suspended = Arc::new(AtomicBool::new(false));
+        let s = {
+            let (m, suspended) = (m.clone(), suspended.clone());
+            thread::spawn(move || {
+                m.suspend_tenant("t").unwrap();
+                suspended.store(true, Ordering::Release);
+            })
+        };
+        let e = {
+            let (t, suspended) = (t.clone(), suspended.clone());
+            thread::spawn(move || {
+                let knew = suspended.load(Ordering::Acquire);
+                let r = t.add_connection();
+                if knew {
+                    assert_eq!(
+                        r,
+                        Err(Error::TenantNotActive {
+                            id: "t".into(),
+                            status: TenantStatus::Suspended
+                        })
+                    );
+                }
+            })
+        };
+        s.join().unwrap();
+        e.join().unwrap();
+        assert!(t.enforce_request().is_err());
+    });
+}
+
+/// Model 6b: a permit dropped after its tenant was deleted and re-created
+/// under the same id releases into the old tracker, never the new one; and a
+/// delete racing an admission leaves no admission after it returns.
+#[test]
+fn delete_recreate_permit() {
+    model(3, || {
+        let m = Arc::new(manager(2));
+        let q = Quotas {
+            max_connections: 1,
+            ..Quotas::unlimited()
+        };
+        m.create_tenant("t", "T", q).unwrap();
+        let old = m.get_tracker("t").unwrap();
+        let permit = m.acquire_connection("t").unwrap();
+        let deleted = Arc::new(AtomicBool::new(false));
+        let admin = {
+            let (m, deleted) = (m.clone(), deleted.clone());
+            thread::spawn(move || {
+                m.delete_tenant("t").unwrap();
+                deleted.store(true, Ordering::Release);
+                m.create_tenant("t", "T again", q).unwrap();
+                // The new tenant's only connection.
+                m.acquire_connection("t").unwrap()
+            })
+        };
+        let user = {
+            let (old, deleted) = (old.clone(), deleted.clone());
+            thread::spawn(move || {
+                let knew = deleted.load(Ordering::Acquire);
+                let r = old.enforce_request();
+                if knew {
+                    assert!(r.is_err(), "admitted on a deleted tenant");
+                }
+                drop(permit);
+            })
+        };
+        let new_permit = admin.join().unwrap();
+        user.join().unwrap();
+        assert_eq!(m.get_usage("t").unwrap().connections, 1);
+        drop(new_permit);
+        assert_eq!(m.get_usage("t").unwrap().connections, 0);
+        assert_eq!(old.status(), TenantStatus::Deleted);
+    });
+}
+
+/// Model 7: a quota swap racing an enforcement: the call sees the old or the
+/// new quotas whole. Under the old quotas the call is refused by messages,
+/// under the new ones by bytes; only a mix (new bytes limit with old messages
+/// limit, or the reverse) would admit it.
+#[test]
+fn quota_swap_whole() {
+    model(3, || {
+        let m = Arc::new(manager(2));
+        let old = Quotas {
+            max_bytes_per_second: 100,
+            max_messages_per_second: 1,
+            ..Quotas::unlimited()
+        };
+        let new = Quotas {
+            max_bytes_per_second: 1,
+            max_messages_per_second: 100,
+            ..Quotas::unlimited()
+        };
+        m.create_tenant("t", "T", old).unwrap();
+        let t = m.get_tracker("t").unwrap();
+        let u = {
+            let m = m.clone();
+            thread::spawn(move || {
+                m.update_tenant("t", None, Some(new)).unwrap();
+            })
+        };
+        let e = {
+            let t = t.clone();
+            // 5 bytes, 5 messages in a 200 ms window: 1 byte/s and 1 msg/s
+            // quotas allow 0 per window; 100/s allow 20.
+            thread::spawn(move || t.enforce_produce(5, 5))
+        };
+        u.join().unwrap();
+        let r = e.join().unwrap();
+        assert!(r.is_err(), "admitted under a mix of old and new quotas");
+        assert_eq!(t.quotas(), new);
+        let usage = t.get_usage();
+        assert_eq!((usage.bytes_per_second, usage.messages_per_second), (0, 0));
+    });
+}

@@ -1,0 +1,100 @@
+//! Entry points for the loom models (`loom-tests/`), compiled only under
+//! `--cfg quota_loom`.
+//!
+//! These are thin handles over the engine's own window and counter code, so
+//! the models explore the real algorithms with explicit ticks; the rest of the
+//! models go through [`Manager`](crate::Manager) and
+//! [`QuotaTracker`](crate::QuotaTracker) with the loom tick clock
+//! ([`Manager::advance_buckets`](crate::Manager::advance_buckets)).
+
+use crate::clock::Now;
+use crate::counter::Counter;
+use crate::sync::AtomicU64;
+use crate::window::{Window, WindowHead};
+
+/// One rate window with its own storage; ticks are given explicitly.
+#[derive(Debug)]
+pub struct LoomWindow {
+    head: WindowHead,
+    slots: Box<[AtomicU64]>,
+}
+
+const BUCKET_NANOS: u64 = 100_000_000;
+
+impl LoomWindow {
+    /// A window of `buckets` buckets of 100 ms.
+    pub fn new(buckets: usize) -> LoomWindow {
+        LoomWindow {
+            head: WindowHead::default(),
+            slots: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn window(&self) -> Window<'_> {
+        Window::new(&self.head, &self.slots, BUCKET_NANOS)
+    }
+
+    fn now(tick: u64) -> Now {
+        Now {
+            tick,
+            nanos: tick * BUCKET_NANOS,
+        }
+    }
+
+    /// `Window::try_admit` at `tick`: the tick counted in, or what the window
+    /// held when it refused.
+    pub fn try_admit(&self, tick: u64, amount: u64, limit: u64) -> Result<u64, u64> {
+        let mut now = Self::now(tick);
+        self.window()
+            .try_admit(&mut now, amount, limit)
+            .map_err(|r| r.used)
+    }
+
+    /// `Window::record` at `tick`: the tick counted in.
+    pub fn record(&self, tick: u64, amount: u64) -> u64 {
+        let mut now = Self::now(tick);
+        self.window().record(&mut now, amount)
+    }
+
+    /// `Window::unrecord`.
+    pub fn unrecord(&self, tick: u64, amount: u64) {
+        self.window().unrecord(tick, amount)
+    }
+
+    /// `Window::used` at `tick`.
+    pub fn used(&self, tick: u64) -> u64 {
+        self.window().used(Self::now(tick))
+    }
+
+    /// `Window::total`.
+    pub fn total(&self) -> u64 {
+        self.window().total()
+    }
+}
+
+/// One count quota.
+#[derive(Debug)]
+pub struct LoomCounter(Counter);
+
+impl Default for LoomCounter {
+    fn default() -> Self {
+        LoomCounter(Counter::new())
+    }
+}
+
+impl LoomCounter {
+    /// `Counter::try_acquire`.
+    pub fn try_acquire(&self, n: u64, limit: i64) -> Result<(), u64> {
+        self.0.try_acquire(n, limit)
+    }
+
+    /// `Counter::release`.
+    pub fn release(&self, n: u64) {
+        self.0.release(n)
+    }
+
+    /// `Counter::get`.
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+}
