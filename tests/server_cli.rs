@@ -297,3 +297,59 @@ fn first_start_generates_a_private_token_and_sigterm_stops_cleanly() {
     assert_eq!(c.get("/api/v1/tenants/g").status, 200);
     assert!(again.terminate().success());
 }
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &[]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+
+    // Half of a create is on the wire when SIGTERM arrives.
+    let body = serde_json::json!({"id": "inflight", "name": "In flight"}).to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    write!(
+        conn,
+        "POST /api/v1/tenants HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    )
+    .unwrap();
+    conn.flush().unwrap();
+    // No signal says the server has read the head; give it a moment.
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    // Shutdown has begun once new connections are refused.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(&addr).is_ok() {
+        assert!(Instant::now() < deadline, "the listener never closed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    conn.write_all(rest.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    // What was acknowledged during the shutdown is on disk.
+    let again = ServerProcess::start(dir.path(), &[]);
+    assert_eq!(again.client().get("/api/v1/tenants/inflight").status, 200);
+}
