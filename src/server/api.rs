@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::alerts::Alert;
 use super::error::ApiError;
 use super::store::quotas_from;
-use crate::{QuotaType, Quotas, Tenant, TenantCounters, TenantStats, TenantStatus, Usage};
+use crate::{QuotaType, Quotas, Tenant, TenantCounters, TenantStats, Usage};
 
 /// An error answer.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -457,15 +457,6 @@ pub(crate) fn quotas_overlay(base: Quotas, patch: &Map<String, Value>) -> Result
     let quotas = quotas_from(&values);
     quotas.validate()?;
     Ok(quotas)
-}
-
-impl From<TenantStatus> for StatusJson {
-    fn from(s: TenantStatus) -> Self {
-        match s {
-            TenantStatus::Suspended => StatusJson::Suspended,
-            _ => StatusJson::Active,
-        }
-    }
 }
 
 #[cfg(test)]
