@@ -52,7 +52,7 @@ fn main() -> Result<(), Error> {
     // thread or task); three rounds here, with the tenants growing.
     let interval = Duration::from_secs(60);
     for round in 1..=3u64 {
-        storage.bytes.insert("small".into(), round * 400 << 20);
+        storage.bytes.insert("small".into(), (round * 400) << 20);
         storage.bytes.insert("big".into(), round << 40);
         update_tenant_storage(&manager, &storage);
         let u = manager.get_usage("small")?;
