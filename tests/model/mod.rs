@@ -1,0 +1,742 @@
+//! The reference model: the engine's semantics, single-threaded, plain and slow.
+//!
+//! Nothing here is clever. A rate window is a list of `(tick, amount)` entries
+//! and a sum over the ticks in range; a count is a `u64`; a tenant is a struct
+//! in a `Vec`; the registry is a `BTreeMap` from id to the index of the
+//! tenant's current instance (instances of deleted tenants stay in the `Vec`,
+//! so handles taken before a delete keep pointing at the old one).
+//!
+//! It follows issue 2's "Semantics" section and the engine's documented
+//! choices, each stated where it is used:
+//!
+//! - A bucket is `window / buckets` long; a call at `nanos` since the manager
+//!   was built falls in tick `nanos / bucket_nanos`. A rate call at tick `T`
+//!   sees the amounts of ticks `T-n+1 ..= T`.
+//! - Per-second quotas become per-window limits as `quota * window / 1 s`.
+//! - Produce and consume count bytes, messages and one request, checked in
+//!   that order, all or nothing; the first window that refuses is reported.
+//!   Unlimited (`-1`) windows record without checking.
+//! - A bucket holds at most `2^39 - 1` (documented saturation, reached only by
+//!   unlimited windows): the amount a tick holds is `min(sum, 2^39 - 1)`.
+//! - A window never goes back in time: a call whose clock reading is older
+//!   than the newest tick the window was written at is counted at that tick,
+//!   and the rest of the call reads time from there (window.rs, "Rotation").
+//!   With a clock that only moves forward this rule never applies.
+//!
+//! Shared by `tests/proptest_model.rs` and the fuzz targets (through
+//! `#[path]`), so there is one copy. `diff.rs` drives the engine and the model
+//! side by side and compares every answer.
+
+#![allow(dead_code)]
+
+pub mod diff;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use streambus_tenancy::{
+    Error, QuotaError, QuotaType, Quotas, TenantCounters, TenantStatus, Usage, MAX_RATE_QUOTA,
+};
+
+/// Largest amount one bucket holds (the engine's documented saturation).
+pub const BUCKET_MAX: u64 = MAX_RATE_QUOTA as u64;
+/// Rate quota types, in the order a call checks them.
+pub const RATES: [QuotaType; 3] = [
+    QuotaType::BytesPerSecond,
+    QuotaType::MessagesPerSecond,
+    QuotaType::RequestsPerSecond,
+];
+
+/// Count quotas, in the order the engine stores them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    Connections,
+    Producers,
+    Consumers,
+    ConsumerGroups,
+}
+
+impl Held {
+    pub const ALL: [Held; 4] = [
+        Held::Connections,
+        Held::Producers,
+        Held::Consumers,
+        Held::ConsumerGroups,
+    ];
+
+    pub fn quota_type(self) -> QuotaType {
+        match self {
+            Held::Connections => QuotaType::Connections,
+            Held::Producers => QuotaType::Producers,
+            Held::Consumers => QuotaType::Consumers,
+            Held::ConsumerGroups => QuotaType::ConsumerGroups,
+        }
+    }
+}
+
+/// Window length and bucket count, validated like `ManagerBuilder::try_build`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub bucket_nanos: u64,
+    pub buckets: u64,
+}
+
+impl Geometry {
+    /// `None` where the builder must refuse: 0 or more than 1024 buckets, a
+    /// window over an hour, buckets under 1 µs, or buckets that are not a
+    /// whole number of nanoseconds.
+    pub fn new(window: Duration, buckets: usize) -> Option<Geometry> {
+        if buckets == 0 || buckets > 1024 || window > Duration::from_secs(3600) {
+            return None;
+        }
+        let w = window.as_nanos();
+        let b = buckets as u128;
+        if w % b != 0 || w / b < 1_000 {
+            return None;
+        }
+        Some(Geometry {
+            bucket_nanos: (w / b) as u64,
+            buckets: buckets as u64,
+        })
+    }
+
+    pub fn window_nanos(&self) -> u64 {
+        self.bucket_nanos * self.buckets
+    }
+
+    /// The amount a window may hold for a per-second quota.
+    pub fn limit(&self, per_second: i64) -> u64 {
+        let l = per_second as u128 * self.window_nanos() as u128 / 1_000_000_000;
+        l.min(u64::MAX as u128) as u64
+    }
+
+    /// A window's content as a per-second rate.
+    pub fn per_second(&self, in_window: u64) -> u64 {
+        let r = in_window as u128 * 1_000_000_000 / self.window_nanos() as u128;
+        r.min(u64::MAX as u128) as u64
+    }
+
+    /// The largest per-second quota whose window limit fits in one bucket.
+    pub fn largest_exact_quota(&self) -> i64 {
+        let q = BUCKET_MAX as u128 * 1_000_000_000 / self.window_nanos() as u128;
+        q.min(MAX_RATE_QUOTA as u128) as i64
+    }
+}
+
+/// A clock reading: nanoseconds since the manager was built, and its tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub tick: u64,
+    pub nanos: u64,
+}
+
+/// One rate window.
+#[derive(Clone, Debug, Default)]
+pub struct Window {
+    /// Everything counted and not taken back, oldest first.
+    entries: Vec<(u64, u64)>,
+    /// The newest tick the window was written at.
+    head: u64,
+}
+
+impl Window {
+    /// What tick `t` holds: its amounts summed, saturating at [`BUCKET_MAX`].
+    fn held_at(&self, t: u64) -> u64 {
+        self.true_at(t).min(BUCKET_MAX as u128) as u64
+    }
+
+    /// The exact sum of tick `t`'s amounts.
+    fn true_at(&self, t: u64) -> u128 {
+        self.entries
+            .iter()
+            .filter(|e| e.0 == t)
+            .map(|e| e.1 as u128)
+            .sum()
+    }
+
+    /// Ticks with something in them, in the window that ends at `tick`.
+    fn ticks_in(&self, tick: u64, n: u64) -> Vec<u64> {
+        let oldest = tick.saturating_sub(n - 1);
+        let mut ticks: Vec<u64> = self
+            .entries
+            .iter()
+            .map(|e| e.0)
+            .filter(|&t| t >= oldest && t <= tick)
+            .collect();
+        ticks.sort_unstable();
+        ticks.dedup();
+        ticks
+    }
+
+    /// The window's content at `now` (or at its head, if that is newer).
+    pub fn used(&self, now: Now, n: u64) -> u64 {
+        let tick = now.tick.max(self.head);
+        self.ticks_in(tick, n)
+            .into_iter()
+            .fold(0u64, |acc, t| acc.saturating_add(self.held_at(t)))
+    }
+
+    /// The exact sum of the amounts in the window ending at `tick`.
+    fn true_used(&self, tick: u64, n: u64) -> u128 {
+        self.ticks_in(tick, n)
+            .into_iter()
+            .map(|t| self.true_at(t))
+            .sum()
+    }
+
+    /// Everything the window ever held (the lifetime counter).
+    pub fn total(&self) -> u64 {
+        let mut ticks: Vec<u64> = self.entries.iter().map(|e| e.0).collect();
+        ticks.sort_unstable();
+        ticks.dedup();
+        ticks
+            .into_iter()
+            .fold(0u64, |acc, t| acc.saturating_add(self.held_at(t)))
+    }
+
+    /// A write at `now`: the window adopts `now` or keeps its newer head.
+    fn touch(&mut self, now: &mut Now, g: &Geometry) {
+        if self.head > now.tick {
+            now.tick = self.head;
+            now.nanos = now.nanos.max(self.head.saturating_mul(g.bucket_nanos));
+        }
+        self.head = now.tick;
+    }
+
+    fn add(&mut self, tick: u64, amount: u64) {
+        if amount != 0 {
+            self.entries.push((tick, amount));
+        }
+    }
+
+    /// Takes back the entry the current call just added.
+    fn take_back(&mut self, tick: u64, amount: u64) {
+        if amount != 0 {
+            let last = self.entries.pop();
+            assert_eq!(
+                last,
+                Some((tick, amount)),
+                "model: roll-back of a foreign entry"
+            );
+        }
+    }
+
+    /// Would the amount `amount` added at `tick` saturate its bucket?
+    fn saturates(&self, tick: u64, amount: u64) -> bool {
+        self.held_at(tick).saturating_add(amount) > BUCKET_MAX
+    }
+
+    /// The smallest wait after which `amount` fits under `limit`, if nothing
+    /// else is recorded: tick `t` leaves the window when the clock reaches
+    /// `(t + n) * bucket_nanos`. `None` if `amount` alone is over the limit.
+    pub fn retry_after(&self, now: Now, amount: u64, limit: u64, g: &Geometry) -> Option<Duration> {
+        if amount > limit {
+            return None;
+        }
+        let n = g.buckets;
+        let tick = now.tick.max(self.head);
+        let fits_after = |gone: Option<u64>| {
+            let used = self
+                .ticks_in(tick, n)
+                .into_iter()
+                .filter(|&t| match gone {
+                    Some(g) => t > g,
+                    None => true,
+                })
+                .fold(0u64, |acc, t| acc.saturating_add(self.held_at(t)));
+            used.saturating_add(amount) <= limit
+        };
+        if fits_after(None) {
+            return Some(Duration::ZERO);
+        }
+        for t in self.ticks_in(tick, n) {
+            if fits_after(Some(t)) {
+                let expires = ((t + n) as u128 * g.bucket_nanos as u128).min(u64::MAX as u128);
+                return Some(Duration::from_nanos(
+                    (expires as u64).saturating_sub(now.nanos),
+                ));
+            }
+        }
+        unreachable!("model: everything leaves within a window")
+    }
+}
+
+/// One tenant instance: what a `QuotaTracker` holds.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub quotas: Quotas,
+    pub status: TenantStatus,
+    pub windows: [Window; 3],
+    pub held: [u64; 4],
+    pub topics: u64,
+    pub partitions: u64,
+    pub storage: u64,
+    pub refused: [u64; 11],
+    pub refused_not_active: u64,
+}
+
+/// What a rate call decided, before anything is applied.
+#[derive(Clone, Debug)]
+pub struct RateDecision {
+    pub result: Result<(), Error>,
+    /// Ticks the call's amounts go to (admitted calls).
+    ticks: [u64; 3],
+    /// The windows' heads after the call.
+    heads: [u64; 3],
+    /// A window that recorded part of a refused call had its bucket saturated
+    /// by that part (the engine mishandles this roll-back: see diff.rs).
+    pub saturated_rollback: bool,
+    /// Admitted, yet the exact sum of a limited window now exceeds its limit.
+    pub over_limit: Option<QuotaType>,
+}
+
+impl Tenant {
+    pub fn new(id: &str, name: &str, quotas: Quotas, status: TenantStatus) -> Tenant {
+        Tenant {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            quotas,
+            status,
+            windows: Default::default(),
+            held: [0; 4],
+            topics: 0,
+            partitions: 0,
+            storage: 0,
+            refused: [0; 11],
+            refused_not_active: 0,
+        }
+    }
+
+    fn rate_limits(&self) -> [i64; 3] {
+        RATES.map(|q| self.quotas.get(q))
+    }
+
+    fn not_active(&mut self) -> Error {
+        self.refused_not_active += 1;
+        Error::TenantNotActive {
+            id: self.id.clone(),
+            status: self.status,
+        }
+    }
+
+    fn refusal(
+        &mut self,
+        quota_type: QuotaType,
+        current: u64,
+        limit: i64,
+        retry: Option<Duration>,
+    ) -> Error {
+        self.refused[quota_type.index()] += 1;
+        Error::QuotaExceeded(QuotaError {
+            tenant_id: Arc::from(self.id.as_str()),
+            quota_type,
+            current: current.min(i64::MAX as u64) as i64,
+            limit,
+            retry_after: retry,
+        })
+    }
+
+    /// `retry_after` of a rate refusal: every limited window must have room
+    /// for its share; `None` if one never will.
+    fn combined_retry(&self, now: Now, amounts: [u64; 3], g: &Geometry) -> Option<Duration> {
+        let mut wait = Duration::ZERO;
+        for (r, limit) in self.rate_limits().into_iter().enumerate() {
+            if limit < 0 {
+                continue;
+            }
+            wait = wait.max(self.windows[r].retry_after(now, amounts[r], g.limit(limit), g)?);
+        }
+        Some(wait)
+    }
+
+    /// Decides a produce/consume/request call without changing anything.
+    pub fn decide_rates(&self, amounts: [u64; 3], reading: Now, g: &Geometry) -> RateDecision {
+        let mut d = RateDecision {
+            result: Ok(()),
+            ticks: [0; 3],
+            heads: self.windows.clone().map(|w| w.head),
+            saturated_rollback: false,
+            over_limit: None,
+        };
+        if self.status != TenantStatus::Active {
+            d.result = Err(Error::TenantNotActive {
+                id: self.id.clone(),
+                status: self.status,
+            });
+            return d;
+        }
+        // A scratch copy: writes move heads (and `now`), amounts go in
+        // tentatively and come out again if a later window refuses.
+        let mut scratch = self.windows.clone();
+        let mut now = reading;
+        let limits = self.rate_limits();
+        let mut refused = None;
+        for r in 0..3 {
+            let w = &mut scratch[r];
+            if limits[r] < 0 {
+                if amounts[r] != 0 {
+                    w.touch(&mut now, g);
+                    d.saturated_rollback |= w.saturates(now.tick, amounts[r]);
+                    d.ticks[r] = now.tick;
+                    w.add(now.tick, amounts[r]);
+                }
+                continue;
+            }
+            let limit = g.limit(limits[r]);
+            if amounts[r] > limit {
+                refused = Some((r, w.used(now, g.buckets)));
+                break;
+            }
+            w.touch(&mut now, g);
+            let used = w.used(now, g.buckets);
+            if used.saturating_add(amounts[r]) > limit {
+                refused = Some((r, used));
+                break;
+            }
+            if amounts[r] != 0
+                && w.true_used(now.tick, g.buckets) + amounts[r] as u128 > limit as u128
+            {
+                d.over_limit.get_or_insert(RATES[r]);
+            }
+            d.saturated_rollback |= w.saturates(now.tick, amounts[r]);
+            d.ticks[r] = now.tick;
+            w.add(now.tick, amounts[r]);
+        }
+        match refused {
+            None => d.saturated_rollback = false,
+            Some((r, used)) => {
+                for back in 0..r {
+                    scratch[back].take_back(d.ticks[back], amounts[back]);
+                }
+                d.over_limit = None;
+                let probe = Tenant {
+                    windows: scratch.clone(),
+                    ..self.clone()
+                };
+                let retry = probe.combined_retry(now, amounts, g);
+                d.result = Err(Error::QuotaExceeded(QuotaError {
+                    tenant_id: Arc::from(self.id.as_str()),
+                    quota_type: RATES[r],
+                    current: g.per_second(used).min(i64::MAX as u64) as i64,
+                    limit: limits[r],
+                    retry_after: retry,
+                }));
+            }
+        }
+        d.heads = scratch.map(|w| w.head);
+        d
+    }
+
+    /// Applies what [`Tenant::decide_rates`] decided.
+    pub fn apply_rates(&mut self, amounts: [u64; 3], d: &RateDecision) -> Result<(), Error> {
+        for (w, &h) in self.windows.iter_mut().zip(&d.heads) {
+            w.head = h;
+        }
+        match &d.result {
+            Ok(()) => {
+                for ((w, &tick), amount) in self.windows.iter_mut().zip(&d.ticks).zip(amounts) {
+                    w.add(tick, amount);
+                }
+            }
+            Err(Error::TenantNotActive { .. }) => self.refused_not_active += 1,
+            Err(Error::QuotaExceeded(e)) => self.refused[e.quota_type.index()] += 1,
+            Err(_) => unreachable!(),
+        }
+        d.result.clone()
+    }
+
+    /// The seed's first step: would the call fit? Reads time as it is (no
+    /// window is written, so none adopts a newer tick) and records nothing.
+    pub fn check_throughput(
+        &mut self,
+        amounts: [u64; 3],
+        now: Now,
+        g: &Geometry,
+    ) -> Result<(), Error> {
+        if self.status != TenantStatus::Active {
+            return Err(self.not_active());
+        }
+        let limits = self.rate_limits();
+        for r in 0..3 {
+            if limits[r] < 0 {
+                continue;
+            }
+            let used = self.windows[r].used(now, g.buckets);
+            if used.saturating_add(amounts[r]) > g.limit(limits[r]) {
+                let retry = self.combined_retry(now, amounts, g);
+                return Err(self.refusal(RATES[r], g.per_second(used), limits[r], retry));
+            }
+        }
+        Ok(())
+    }
+
+    /// The seed's second step: records without checking, in any status.
+    pub fn record_throughput(&mut self, amounts: [u64; 3], reading: Now, g: &Geometry) {
+        let mut now = reading;
+        for (w, amount) in self.windows.iter_mut().zip(amounts) {
+            if amount != 0 {
+                w.touch(&mut now, g);
+                w.add(now.tick, amount);
+            }
+        }
+    }
+
+    /// Takes one of a count quota if `held + 1 <= limit`.
+    pub fn acquire(&mut self, h: Held) -> Result<(), Error> {
+        if self.status != TenantStatus::Active {
+            return Err(self.not_active());
+        }
+        let limit = self.quotas.get(h.quota_type());
+        let held = self.held[h as usize];
+        if limit >= 0 && held.saturating_add(1) > limit as u64 {
+            return Err(self.refusal(h.quota_type(), held, limit, None));
+        }
+        self.held[h as usize] = held.saturating_add(1);
+        Ok(())
+    }
+
+    /// Gives one back; never below zero; works in every status.
+    pub fn release(&mut self, h: Held) {
+        self.held[h as usize] = self.held[h as usize].saturating_sub(1);
+    }
+
+    /// One topic and `partitions` partitions, both or neither.
+    pub fn add_topic(&mut self, partitions: u32) -> Result<(), Error> {
+        if self.status != TenantStatus::Active {
+            return Err(self.not_active());
+        }
+        let q = self.quotas;
+        if q.max_topics >= 0 && self.topics.saturating_add(1) > q.max_topics as u64 {
+            return Err(self.refusal(QuotaType::Topics, self.topics, q.max_topics, None));
+        }
+        let p = u64::from(partitions);
+        if q.max_partitions >= 0 && self.partitions.saturating_add(p) > q.max_partitions as u64 {
+            return Err(self.refusal(
+                QuotaType::Partitions,
+                self.partitions,
+                q.max_partitions,
+                None,
+            ));
+        }
+        self.topics = self.topics.saturating_add(1);
+        self.partitions = self.partitions.saturating_add(p);
+        Ok(())
+    }
+
+    pub fn remove_topic(&mut self, partitions: u32) {
+        self.topics = self.topics.saturating_sub(1);
+        self.partitions = self.partitions.saturating_sub(u64::from(partitions));
+    }
+
+    /// Would `bytes` more fit? Records nothing.
+    pub fn check_storage(&mut self, bytes: u64) -> Result<(), Error> {
+        if self.status != TenantStatus::Active {
+            return Err(self.not_active());
+        }
+        let limit = self.quotas.max_storage_bytes;
+        if limit >= 0 && self.storage.saturating_add(bytes) > limit as u64 {
+            return Err(self.refusal(QuotaType::Storage, self.storage, limit, None));
+        }
+        Ok(())
+    }
+
+    pub fn check_retention(&mut self, hours: u64) -> Result<(), Error> {
+        if self.status != TenantStatus::Active {
+            return Err(self.not_active());
+        }
+        let limit = self.quotas.max_retention_hours;
+        if limit >= 0 && hours > limit as u64 {
+            return Err(self.refusal(QuotaType::RetentionHours, hours, limit, None));
+        }
+        Ok(())
+    }
+
+    pub fn usage(&self, now: Now, g: &Geometry) -> Usage {
+        let rate = |r: usize| g.per_second(self.windows[r].used(now, g.buckets));
+        Usage {
+            tenant_id: self.id.clone(),
+            connections: self.held[Held::Connections as usize],
+            producers: self.held[Held::Producers as usize],
+            consumers: self.held[Held::Consumers as usize],
+            consumer_groups: self.held[Held::ConsumerGroups as usize],
+            topics: self.topics,
+            partitions: self.partitions,
+            storage_bytes: self.storage,
+            bytes_per_second: rate(0),
+            messages_per_second: rate(1),
+            requests_per_second: rate(2),
+        }
+    }
+
+    pub fn counters(&self) -> TenantCounters {
+        TenantCounters {
+            admitted_bytes: self.windows[0].total(),
+            admitted_messages: self.windows[1].total(),
+            admitted_requests: self.windows[2].total(),
+            refused: self.refused,
+            refused_not_active: self.refused_not_active,
+        }
+    }
+
+    /// Percent of each limited quota in use (semantics 10).
+    pub fn utilization(&self, now: Now, g: &Geometry) -> BTreeMap<String, f64> {
+        let u = self.usage(now, g);
+        QuotaType::ALL
+            .into_iter()
+            .filter(|q| *q != QuotaType::RetentionHours)
+            .map(|q| {
+                let used = match q {
+                    QuotaType::BytesPerSecond => u.bytes_per_second,
+                    QuotaType::MessagesPerSecond => u.messages_per_second,
+                    QuotaType::RequestsPerSecond => u.requests_per_second,
+                    QuotaType::Storage => u.storage_bytes,
+                    QuotaType::Topics => u.topics,
+                    QuotaType::Partitions => u.partitions,
+                    QuotaType::Connections => u.connections,
+                    QuotaType::Producers => u.producers,
+                    QuotaType::Consumers => u.consumers,
+                    QuotaType::ConsumerGroups => u.consumer_groups,
+                    QuotaType::RetentionHours => unreachable!(),
+                };
+                let pct = match self.quotas.get(q) {
+                    l if l < 0 => 0.0,
+                    0 if used == 0 => 0.0,
+                    0 => 100.0,
+                    l => used as f64 * 100.0 / l as f64,
+                };
+                (q.as_str().to_owned(), pct)
+            })
+            .collect()
+    }
+}
+
+/// Why an id, a name or a quota set is refused (the engine's message must
+/// name this).
+pub fn invalid_id(id: &str) -> Option<Error> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    (!ok).then(|| Error::InvalidTenantId(String::new()))
+}
+
+pub fn invalid_name(name: &str) -> Option<Error> {
+    let ok = !name.is_empty() && name.len() <= 256 && !name.chars().any(char::is_control);
+    (!ok).then(|| Error::InvalidName(String::new()))
+}
+
+/// The first field (in `QuotaType::ALL` order) below -1, or a rate above
+/// `MAX_RATE_QUOTA`; the error carries the field's name.
+pub fn invalid_quotas(q: &Quotas) -> Option<Error> {
+    QuotaType::ALL
+        .into_iter()
+        .find(|&t| {
+            let v = q.get(t);
+            v < -1 || (t.is_rate() && v > MAX_RATE_QUOTA)
+        })
+        .map(|t| Error::InvalidQuotas(t.field_name().to_owned()))
+}
+
+/// The whole manager: time, the registry and every tenant instance.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub geometry: Geometry,
+    /// Nanoseconds since the manager was built.
+    pub nanos: u64,
+    pub registry: BTreeMap<String, usize>,
+    pub instances: Vec<Tenant>,
+}
+
+impl Model {
+    pub fn new(geometry: Geometry) -> Model {
+        Model {
+            geometry,
+            nanos: 0,
+            registry: BTreeMap::new(),
+            instances: Vec::new(),
+        }
+    }
+
+    pub fn now(&self) -> Now {
+        Now {
+            tick: self.nanos / self.geometry.bucket_nanos,
+            nanos: self.nanos,
+        }
+    }
+
+    pub fn lookup(&self, id: &str) -> Result<usize, Error> {
+        self.registry
+            .get(id)
+            .copied()
+            .ok_or_else(|| Error::TenantNotFound(id.to_owned()))
+    }
+
+    /// `create_tenant` / `restore`: id, then name, then quotas, then the
+    /// status, then whether the id is taken.
+    pub fn insert(
+        &mut self,
+        id: &str,
+        name: &str,
+        quotas: Quotas,
+        status: TenantStatus,
+    ) -> Result<(), Error> {
+        if let Some(e) = invalid_id(id)
+            .or_else(|| invalid_name(name))
+            .or_else(|| invalid_quotas(&quotas))
+        {
+            return Err(e);
+        }
+        if status == TenantStatus::Deleted {
+            return Err(Error::InvalidConfig(String::new()));
+        }
+        if self.registry.contains_key(id) {
+            return Err(Error::TenantExists(id.to_owned()));
+        }
+        self.instances.push(Tenant::new(id, name, quotas, status));
+        self.registry
+            .insert(id.to_owned(), self.instances.len() - 1);
+        Ok(())
+    }
+
+    /// `update_tenant`: the name and quotas are checked before the lookup.
+    pub fn update(
+        &mut self,
+        id: &str,
+        name: Option<&str>,
+        quotas: Option<Quotas>,
+    ) -> Result<(), Error> {
+        if let Some(e) = name
+            .and_then(invalid_name)
+            .or_else(|| quotas.as_ref().and_then(invalid_quotas))
+        {
+            return Err(e);
+        }
+        let i = self.lookup(id)?;
+        let t = &mut self.instances[i];
+        if let Some(n) = name {
+            t.name = n.to_owned();
+        }
+        if let Some(q) = quotas {
+            t.quotas = q;
+        }
+        Ok(())
+    }
+
+    pub fn delete(&mut self, id: &str) -> Result<(), Error> {
+        let i = self.lookup(id)?;
+        self.registry.remove(id);
+        self.instances[i].status = TenantStatus::Deleted;
+        Ok(())
+    }
+
+    /// Suspend or activate; a tenant already there stays (no-op).
+    pub fn set_status(&mut self, id: &str, to: TenantStatus) -> Result<(), Error> {
+        let i = self.lookup(id)?;
+        self.instances[i].status = to;
+        Ok(())
+    }
+}
