@@ -231,7 +231,7 @@ fn run(window: Duration, buckets: usize, ops: &[Op]) -> Option<model::diff::Stat
 }
 
 proptest! {
-    #![proptest_config(config(192))]
+    #![proptest_config(config(256))]
 
     /// Every kind of call, on several tenants, with handles and lifecycle.
     #[test]
@@ -283,7 +283,7 @@ fn rate_scenario() -> impl Strategy<Value = ((Duration, usize), Quotas, Vec<Op>)
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(config(256))]
 
     #[test]
     fn rate_windows_agree_with_model(((window, buckets), quotas, ops) in rate_scenario()) {
