@@ -64,16 +64,21 @@ impl Geometry {
         self.bucket_nanos * self.buckets
     }
 
-    /// Converts a per-second quota into the amount one window may hold.
+    /// Converts a per-second quota into the amount one window may hold,
+    /// capped at what one bucket can count ([`COUNT_MAX`]), so that an
+    /// admitted amount always fits in its bucket.
+    ///
+    /// [`COUNT_MAX`]: crate::window::COUNT_MAX
     #[inline]
     pub(crate) fn window_limit(&self, per_second: u64) -> u64 {
         let w = self.window_nanos();
-        if w == 1_000_000_000 {
+        let l = if w == 1_000_000_000 {
             per_second
         } else {
             let l = (per_second as u128 * w as u128) / 1_000_000_000u128;
             l.min(u64::MAX as u128) as u64
-        }
+        };
+        l.min(crate::window::COUNT_MAX)
     }
 
     /// Converts an amount held by a window into a per-second rate.

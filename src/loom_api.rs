@@ -47,13 +47,14 @@ impl LoomWindow {
         let mut now = Self::now(tick);
         self.window()
             .try_admit(&mut now, amount, limit)
+            .map(|(tick, _added)| tick)
             .map_err(|r| r.used)
     }
 
     /// `Window::record` at `tick`: the tick counted in.
     pub fn record(&self, tick: u64, amount: u64) -> u64 {
         let mut now = Self::now(tick);
-        self.window().record(&mut now, amount)
+        self.window().record(&mut now, amount).0
     }
 
     /// `Window::unrecord`.
@@ -96,5 +97,26 @@ impl LoomCounter {
     /// `Counter::get`.
     pub fn get(&self) -> u64 {
         self.0.get()
+    }
+}
+
+impl LoomWindow {
+    /// The window's words, decoded, for assertion messages.
+    pub fn dump(&self) -> String {
+        use crate::sync::Ordering;
+        let slots: Vec<String> = self
+            .slots
+            .iter()
+            .map(|s| {
+                let v = s.load(Ordering::SeqCst);
+                format!(
+                    "(stamp {} sealed {} count {})",
+                    v >> 40,
+                    (v >> 39) & 1,
+                    v & ((1 << 39) - 1)
+                )
+            })
+            .collect();
+        format!("{} slots {slots:?}", self.head.dump())
     }
 }

@@ -37,7 +37,7 @@ const GIB: i64 = 1024 * MIB;
 #[cfg_attr(
     feature = "serde",
     derive(serde::Serialize, serde::Deserialize),
-    serde(try_from = "de::QuotasDe")
+    serde(try_from = "de::MapOnly<de::QuotasDe>")
 )]
 pub struct Quotas {
     /// Produce plus consume throughput, bytes per second.
@@ -368,7 +368,42 @@ mod de {
     //! (`MaxBytesPerSecond`, ...), omitted fields from `Quotas::default()`,
     //! unknown names and values below -1 refused with the field named.
 
+    use std::fmt;
+    use std::marker::PhantomData;
+
     use super::Quotas;
+
+    /// Accepts only a map (a JSON object, a TOML table), never a sequence:
+    /// serde's derive would otherwise fill the fields by position from an
+    /// array, so `[1048576, 10]` would load with no field name in sight.
+    pub(super) struct MapOnly<T>(T);
+
+    impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for MapOnly<T> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visitor<T>(PhantomData<T>);
+            impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+                type Value = MapOnly<T>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("an object of quota fields, e.g. {\"max_connections\": 100}")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    map: A,
+                ) -> Result<Self::Value, A::Error> {
+                    T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(MapOnly)
+                }
+            }
+            d.deserialize_map(Visitor(PhantomData))
+        }
+    }
+
+    impl TryFrom<MapOnly<QuotasDe>> for Quotas {
+        type Error = String;
+
+        fn try_from(m: MapOnly<QuotasDe>) -> Result<Quotas, String> {
+            Quotas::try_from(m.0)
+        }
+    }
 
     #[derive(serde::Deserialize)]
     #[serde(default, deny_unknown_fields)]

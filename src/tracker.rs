@@ -224,24 +224,25 @@ impl QuotaTracker {
         ];
         let geometry = *self.clock.geometry();
         let mut now = self.clock.now();
-        let mut ticks = [0u64; 3];
+        // (tick, amount added) per window, for a roll-back.
+        let mut counted = [(0u64, 0u64); 3];
         for rate in 0..3 {
             let limit = limits[rate];
             if limit < 0 {
                 if amounts[rate] != 0 {
-                    ticks[rate] = self.window(rate).record(&mut now, amounts[rate]);
+                    counted[rate] = self.window(rate).record(&mut now, amounts[rate]);
                 }
                 continue;
             }
             let limit = geometry.window_limit(limit as u64);
             if amounts[rate] > limit {
-                self.rollback(&ticks, &amounts, rate);
+                self.rollback(&counted, rate);
                 return Err(self.rate_refusal(rate, None, &limits, amounts, now));
             }
             match self.window(rate).try_admit(&mut now, amounts[rate], limit) {
-                Ok(tick) => ticks[rate] = tick,
+                Ok(c) => counted[rate] = c,
                 Err(refused) => {
-                    self.rollback(&ticks, &amounts, rate);
+                    self.rollback(&counted, rate);
                     return Err(self.rate_refusal(rate, Some(refused), &limits, amounts, now));
                 }
             }
@@ -249,12 +250,12 @@ impl QuotaTracker {
         Ok(())
     }
 
-    /// Takes back what windows `0..upto` admitted.
+    /// Takes back what windows `0..upto` added.
     #[inline]
-    fn rollback(&self, ticks: &[u64; 3], amounts: &[u64; 3], upto: usize) {
-        for rate in 0..upto {
-            if amounts[rate] != 0 {
-                self.window(rate).unrecord(ticks[rate], amounts[rate]);
+    fn rollback(&self, counted: &[(u64, u64); 3], upto: usize) {
+        for (rate, &(tick, added)) in counted.iter().enumerate().take(upto) {
+            if added != 0 {
+                self.window(rate).unrecord(tick, added);
             }
         }
     }

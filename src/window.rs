@@ -62,10 +62,12 @@
 //! epoch, raised before every opening of the head, is a full-width tick never
 //! behind the head and at most a few ticks ahead of it, so the head's stamp
 //! always expands to its exact tick however long the window sat idle. Slots
-//! are only compared with ticks within a window of the head; after an idle
-//! stretch of a window or more, the thread that opens the head re-stamps every
-//! slot so that none keeps a stamp old enough to wrap around (until it has,
-//! a stale slot can only be over-counted: the window errs towards refusing).
+//! are only compared with ticks within a window of the head, and the thread
+//! that opens a head zeroes every slot left over from ticks that had no head
+//! (all of them after an idle stretch of a window or more), so no stale count
+//! survives long enough for its stamp to wrap around and read as recent
+//! (until it is zeroed, a left-over can only be over-counted: the window errs
+//! towards refusing). See [`Window::clear_stale`].
 //! - The epoch `fetch_max` (`AcqRel`) is sequenced before the head
 //!   compare-exchange that opens the new stamp, so any thread that acquires
 //!   the new head also sees an epoch at least as new.
@@ -174,6 +176,21 @@ pub(crate) struct Window<'a> {
     bucket_nanos: u64,
 }
 
+impl WindowHead {
+    /// The head and epoch, decoded, for the loom models' messages.
+    #[cfg(quota_loom)]
+    pub(crate) fn dump(&self) -> String {
+        let v = self.head.load(Ordering::SeqCst);
+        format!(
+            "head (stamp {} sealed {} count {}) epoch {}",
+            v >> 40,
+            (v >> 39) & 1,
+            v & COUNT_MAX,
+            self.epoch.load(Ordering::SeqCst)
+        )
+    }
+}
+
 impl<'a> Window<'a> {
     #[inline]
     pub(crate) fn new(head: &'a WindowHead, slots: &'a [AtomicU64], bucket_nanos: u64) -> Self {
@@ -214,15 +231,33 @@ impl<'a> Window<'a> {
 
     /// Admits `amount` if the window plus `amount` stays within `limit`.
     ///
-    /// On success returns the tick the amount was counted in (needed to roll
-    /// it back). `now` may be moved forward to the head's tick if the caller's
-    /// reading is older than a rotation another thread already made.
+    /// On success returns the tick the amount was counted in and the amount
+    /// actually added (less than `amount` only when an unlimited window's
+    /// bucket saturates): both are what a roll-back needs. `now` may be moved
+    /// forward to the head's tick if the caller's reading is older than a
+    /// rotation another thread already made.
+    ///
+    /// `limit` is either `u64::MAX` (record without a limit) or at most
+    /// [`COUNT_MAX`], so an admitted amount always fits in its bucket.
     #[inline]
-    pub(crate) fn try_admit(&self, now: &mut Now, amount: u64, limit: u64) -> Result<u64, Refused> {
+    pub(crate) fn try_admit(
+        &self,
+        now: &mut Now,
+        amount: u64,
+        limit: u64,
+    ) -> Result<(u64, u64), Refused> {
+        debug_assert!(limit == u64::MAX || limit <= COUNT_MAX);
         loop {
             let (head, head_tick) = self.load_head();
             if head_tick > now.tick {
                 self.adopt(now, head_tick);
+            }
+            if head.is_sealed() && head_tick == now.tick {
+                // Sealed by a thread whose clock reads a later tick: time has
+                // moved past this bucket, and re-opening it would start a
+                // second bucket for the same tick (the first one's archive
+                // would then be overwritten). Move on to the next tick.
+                self.adopt(now, head_tick + 1);
             }
             if head_tick != now.tick || head.is_sealed() {
                 self.advance(head, head_tick, now.tick);
@@ -237,9 +272,10 @@ impl<'a> Window<'a> {
                 return Err(Refused { used });
             }
             if amount == 0 {
-                return Ok(now.tick);
+                return Ok((now.tick, 0));
             }
-            let next = head.with_count(head.count().saturating_add(amount).min(COUNT_MAX));
+            let count = head.count().saturating_add(amount).min(COUNT_MAX);
+            let next = head.with_count(count);
             // AcqRel: release publishes the count to later admissions and
             // helpers; acquire on failure re-reads a head whose slots we need.
             match self.head.compare_exchange_weak(
@@ -248,22 +284,24 @@ impl<'a> Window<'a> {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Ok(now.tick),
+                Ok(_) => return Ok((now.tick, count - head.count())),
                 Err(_) => continue,
             }
         }
     }
 
-    /// Counts `amount` without a limit (saturating at [`COUNT_MAX`] per bucket).
+    /// Counts `amount` without a limit (saturating at [`COUNT_MAX`] per
+    /// bucket); returns the tick counted in and the amount actually added.
     #[inline]
-    pub(crate) fn record(&self, now: &mut Now, amount: u64) -> u64 {
+    pub(crate) fn record(&self, now: &mut Now, amount: u64) -> (u64, u64) {
         match self.try_admit(now, amount, u64::MAX) {
-            Ok(tick) => tick,
+            Ok(counted) => counted,
             Err(_) => unreachable!("an unlimited window never refuses"),
         }
     }
 
-    /// Takes back `amount` that an earlier `try_admit`/`record` counted at `tick`.
+    /// Takes back `amount` that an earlier `try_admit`/`record` added at
+    /// `tick` (pass what they returned as added, not what was asked).
     ///
     /// Saturates at zero; does nothing if the bucket has already expired.
     #[cold]
@@ -370,9 +408,7 @@ impl<'a> Window<'a> {
             // monitoring total, ordered by nothing. (A roll-back from the slot
             // may subtract first; the wrapping arithmetic evens out.)
             self.archived.fetch_add(head.count(), Ordering::Relaxed);
-            if tick - head_tick >= self.n() {
-                self.restamp(tick);
-            }
+            self.clear_stale(head_tick, tick);
         }
     }
 
@@ -387,32 +423,47 @@ impl<'a> Window<'a> {
         archived.saturating_add(if head.is_sealed() { 0 } else { head.count() })
     }
 
-    /// After an idle stretch of at least a window, gives every slot a recent
-    /// stamp with a zero count.
+    /// After the head moved from `from` to `to`, zeroes every slot whose
+    /// stamp claims a tick that cannot hold traffic any more.
     ///
-    /// Slots otherwise keep the stamps of the ticks they last counted for, and
-    /// after 2^24 idle ticks such a stamp would read as recent again. Until
-    /// this runs, a stale slot can only be counted (never lost), so the window
-    /// errs on the side of refusing.
+    /// Invariant kept (by induction over openings): while the head is open at
+    /// `T`, every slot whose stamp claims a tick in `(T-n, T)` holds that
+    /// tick's true sealed count. After a move from `from` to `to`, slots
+    /// claiming a tick in `(from, to]` are left-overs (those ticks never had a
+    /// head) and, after an idle stretch of a window or more, every slot is
+    /// stale. Zeroing them keeps left-overs from reading as recent when their
+    /// 24-bit stamps wrap around. Until this runs, a left-over can only be
+    /// over-counted, so the window errs towards refusing.
+    ///
+    /// Runs in the thread whose compare-exchange opened `to`, after it: the
+    /// only later slot writes are archives of ticks `>= to`, and those are
+    /// never touched here (the slot is loaded before the head, so an archive
+    /// that lands after the load fails the compare-exchange).
     #[cold]
-    fn restamp(&self, tick: u64) {
+    fn clear_stale(&self, from: u64, to: u64) {
         let n = self.n();
-        for (i, slot) in self.slots.iter().enumerate() {
-            // The newest tick before `tick` that maps to this slot.
-            let back = (tick + n - i as u64) % n;
-            let stamp_tick = tick - if back == 0 { n } else { back };
+        let idle = to - from >= n;
+        let gap = (to - from).min(STAMP_MASK);
+        for slot in self.slots {
             let s = Bucket(slot.load(Ordering::Acquire));
-            // A slot stamped `tick` or later was archived by a rotation after
-            // ours: leave it.
-            if (s.stamp().wrapping_sub(tick & STAMP_MASK) & STAMP_MASK) < n {
+            if s.count() == 0 {
                 continue;
             }
-            let _ = slot.compare_exchange(
-                s.0,
-                Bucket::new(stamp_tick, 0).0,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            let after_from = s.stamp().wrapping_sub(from & STAMP_MASK) & STAMP_MASK;
+            if !idle && !(1..=gap).contains(&after_from) {
+                continue;
+            }
+            // Ticks from `to` up to the head now (and the head itself once it
+            // is sealed) may have been archived after our opening: leave any
+            // slot that claims one of them.
+            let (head, head_tick) = self.load_head();
+            let archived_upto = head_tick - to + u64::from(head.is_sealed());
+            let after_to = s.stamp().wrapping_sub(to & STAMP_MASK) & STAMP_MASK;
+            if after_to < archived_upto {
+                continue;
+            }
+            let _ =
+                slot.compare_exchange(s.0, s.with_count(0).0, Ordering::AcqRel, Ordering::Acquire);
         }
     }
 

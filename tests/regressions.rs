@@ -1,12 +1,5 @@
 //! Engine bugs found by the reference model (issue 5), one test each, as the
-//! smallest input that shows them.
-//!
-//! Each test states what the issue's semantics require and currently fails;
-//! it is `#[ignore]`d so that the suite stays green until the engine owner
-//! fixes it (`cargo test --test regressions -- --ignored` runs them). With
-//! the fix, remove the `#[ignore]` and set the matching `AVOID_*` switch in
-//! `tests/model/diff.rs` to false, so the property tests and fuzz targets
-//! cover the case again.
+//! smallest input that showed them. All are fixed; the tests keep them fixed.
 
 use std::time::Duration;
 
@@ -34,7 +27,6 @@ fn manager(window: Duration, buckets: usize) -> (Manager, Arc<Mock>) {
 /// window then admits 100 more bytes in the same second: 200 against a
 /// limit of 100.
 #[test]
-#[ignore = "engine bug: roll-back of a saturated bucket takes back more than was added"]
 fn refused_call_keeps_earlier_usage() {
     let (m, _mock) = manager(Duration::from_secs(1), 10);
     let quotas = Quotas {
@@ -78,7 +70,6 @@ fn refused_call_keeps_earlier_usage() {
 /// admission after the bucket is full sees the same count and is admitted
 /// again, without bound.
 #[test]
-#[ignore = "engine bug: window limit above a bucket's capacity admits without bound"]
 fn long_window_never_admits_past_limit() {
     let (m, _mock) = manager(Duration::from_secs(10), 10);
     let quotas = Quotas {
@@ -109,7 +100,6 @@ fn long_window_never_admits_past_limit() {
 /// again. The window refuses a 500-byte call with 10 bytes in use, and
 /// `get_usage` (which reads the slots differently) says 10.
 #[test]
-#[ignore = "engine bug: 2^24-bucket idle period resurrects an old slot"]
 fn idle_for_2_pow_24_buckets_forgets_old_traffic() {
     let (m, mock) = manager(Duration::from_secs(1), 10);
     let quotas = Quotas {
@@ -141,7 +131,6 @@ fn idle_for_2_pow_24_buckets_forgets_old_traffic() {
 /// `Quotas::default()` and `[1048576, 10]` sets bytes/s and messages/s,
 /// without a field name in sight. (The same holds for `Tenant` and `Usage`.)
 #[test]
-#[ignore = "boundary gap: Quotas parses JSON arrays positionally"]
 fn quotas_json_must_be_an_object() {
     for text in ["[]", "[1048576, 10]"] {
         let parsed = serde_json::from_str::<Quotas>(text);

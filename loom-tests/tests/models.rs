@@ -66,6 +66,38 @@ fn window_rotation() {
     });
 }
 
+/// Model 1b: the thread that opens a head after an idle stretch zeroes the
+/// left-over slots while another thread seals that new head and archives it:
+/// the archive of the new tick must survive the clearing.
+#[test]
+fn window_clear_races_archive() {
+    model(3, || {
+        let w = Arc::new(LoomWindow::new(2));
+        // Old traffic at tick 0, then silence.
+        assert_eq!(w.record(0, 5), 0);
+        let t1 = {
+            let w = w.clone();
+            // Opens tick 3 (an idle stretch of 3 >= n): clears the slots.
+            thread::spawn(move || w.record(3, 1))
+        };
+        let t2 = {
+            let w = w.clone();
+            // Counts in tick 3, then moves on to tick 4, archiving tick 3
+            // into slot 1, possibly while the opener is still clearing.
+            thread::spawn(move || (w.record(3, 2), w.record(4, 10)))
+        };
+        let a = t1.join().unwrap();
+        let (b, c) = t2.join().unwrap();
+        assert!(a == 3 || a == 4);
+        assert_eq!((b, c), (3, 4));
+        // Window (2, 4] at tick 4 holds every call; tick 0 is long gone.
+        assert_eq!(w.used(4), 13, "a={a} {}", w.dump());
+        assert_eq!(w.used(5), if a == 4 { 11 } else { 10 });
+        assert_eq!(w.used(6), 0);
+        assert_eq!(w.total(), 18);
+    });
+}
+
 /// Model 2: three threads race for a window with room for exactly one.
 /// Exactly one wins, and the window then holds exactly the limit.
 #[test]

@@ -37,10 +37,12 @@ impl Geometry {
         self.bucket_nanos * self.buckets
     }
 
-    /// The amount a window may hold for a per-second quota.
+    /// The amount a window may hold for a per-second quota: the quota times
+    /// the window, capped at what one bucket counts (2^39 - 1), as the
+    /// engine documents for windows longer than 1 s.
     pub fn limit(&self, per_second: i64) -> u64 {
         let l = per_second as u128 * self.window_nanos() as u128 / 1_000_000_000;
-        l.min(u64::MAX as u128) as u64
+        l.min(BUCKET_MAX as u128) as u64
     }
 
     /// A window's content as a per-second rate.
