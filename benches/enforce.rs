@@ -70,6 +70,10 @@ where
     })
 }
 
+/// One value alone on its cache line (and the adjacent-line prefetcher's).
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
 /// Cycles through a slice without a division per step.
 struct Cycle<'a, T> {
     items: &'a [T],
@@ -111,16 +115,16 @@ fn enforce_hot(c: &mut Criterion) {
     let mut g = c.benchmark_group("enforce_hot");
     g.throughput(Throughput::Elements(1));
     g.bench_function(BenchmarkId::new("ours", "hot"), |b| {
-        b.iter(|| ours.enforce_produce_quota(black_box(&id), MSG_BYTES, 1))
+        b.iter(|| call::ours_produce(&ours, black_box(&id)))
     });
     g.bench_function(BenchmarkId::new("ours-unlimited", "hot"), |b| {
-        b.iter(|| ours_unlimited.enforce_produce_quota(black_box(&id), MSG_BYTES, 1))
+        b.iter(|| call::ours_produce(&ours_unlimited, black_box(&id)))
     });
     g.bench_function(BenchmarkId::new("seed", "hot"), |b| {
-        b.iter(|| seed.enforce_produce_quota(black_box(&id), BYTES_I64, 1))
+        b.iter(|| call::seed_produce(&seed, black_box(&id)))
     });
     g.bench_function(BenchmarkId::new("governor", "hot"), |b| {
-        b.iter(|| gov.check_key_n(black_box(&id), gov_n()))
+        b.iter(|| call::governor_keyed(&gov, black_box(&id)))
     });
     g.finish();
     // Still admitting after the run: the comparison measured admissions.
@@ -148,15 +152,28 @@ fn enforce_spread(c: &mut Criterion) {
 
         g.bench_function(BenchmarkId::new("ours", n), |b| {
             let mut ids = Cycle::new(&ids);
-            b.iter(|| ours.enforce_produce_quota(ids.next(), MSG_BYTES, 1))
+            b.iter(|| call::ours_produce(&ours, ids.next()))
         });
+        // The same on a frozen mock clock with every tenant warm: no window
+        // ever rotates, so the difference to `ours` is the rotation work
+        // (each tenant is revisited every n calls, about one 100 ms bucket at
+        // 100k tenants).
+        let (frozen, _mock) = ours_mock(n, roomy_quotas());
+        assert_admits("ours-frozen-clock", n, |i| {
+            frozen.enforce_produce_quota(&ids[i], MSG_BYTES, 1).is_ok()
+        });
+        g.bench_function(BenchmarkId::new("ours-frozen-clock", n), |b| {
+            let mut ids = Cycle::new(&ids);
+            b.iter(|| call::ours_produce(&frozen, ids.next()))
+        });
+        drop(frozen);
         g.bench_function(BenchmarkId::new("seed", n), |b| {
             let mut ids = Cycle::new(&ids);
-            b.iter(|| seed.enforce_produce_quota(ids.next(), BYTES_I64, 1))
+            b.iter(|| call::seed_produce(&seed, ids.next()))
         });
         g.bench_function(BenchmarkId::new("governor", n), |b| {
             let mut ids = Cycle::new(&ids);
-            b.iter(|| gov.check_key_n(ids.next(), gov_n()))
+            b.iter(|| call::governor_keyed(&gov, ids.next()))
         });
     }
     g.finish();
@@ -184,16 +201,16 @@ fn enforce_tracker(c: &mut Criterion) {
     let mut g = c.benchmark_group("enforce_tracker");
     g.throughput(Throughput::Elements(1));
     g.bench_function(BenchmarkId::new("ours", "cached"), |b| {
-        b.iter(|| black_box(&tracker).enforce_produce(MSG_BYTES, 1))
+        b.iter(|| call::ours_tracker_produce(black_box(&tracker)))
     });
     g.bench_function(BenchmarkId::new("ours-unlimited", "cached"), |b| {
-        b.iter(|| black_box(&tracker_unlimited).enforce_produce(MSG_BYTES, 1))
+        b.iter(|| call::ours_tracker_produce(black_box(&tracker_unlimited)))
     });
     g.bench_function(BenchmarkId::new("seed", "cached"), |b| {
-        b.iter(|| black_box(&seed_tracker).enforce_produce(BYTES_I64, 1))
+        b.iter(|| call::seed_tracker_produce(black_box(&seed_tracker)))
     });
     g.bench_function(BenchmarkId::new("governor-direct", "cached"), |b| {
-        b.iter(|| black_box(&gov).check_n(gov_n()))
+        b.iter(|| call::governor_direct(black_box(&gov)))
     });
     g.finish();
     assert!(matches!(gov.check_n(gov_n()), Ok(Ok(_))));
@@ -223,19 +240,19 @@ fn refusal(c: &mut Criterion) {
     let mut g = c.benchmark_group("refusal");
     g.throughput(Throughput::Elements(1));
     g.bench_function(BenchmarkId::new("ours", "refuse"), |b| {
-        b.iter(|| ours.enforce_produce_quota(black_box(&id), MSG_BYTES, 1))
+        b.iter(|| call::ours_produce(&ours, black_box(&id)))
     });
     g.bench_function(BenchmarkId::new("ours", "admit-mock-clock"), |b| {
-        b.iter(|| ours_admit.enforce_produce_quota(black_box(&id), MSG_BYTES, 1))
+        b.iter(|| call::ours_produce(&ours_admit, black_box(&id)))
     });
     g.bench_function(BenchmarkId::new("ours-tracker", "refuse"), |b| {
-        b.iter(|| black_box(&tracker).enforce_produce(MSG_BYTES, 1))
+        b.iter(|| call::ours_tracker_produce(black_box(&tracker)))
     });
     g.bench_function(BenchmarkId::new("seed", "refuse"), |b| {
-        b.iter(|| seed.enforce_produce_quota(black_box(&id), BYTES_I64, 1))
+        b.iter(|| call::seed_produce(&seed, black_box(&id)))
     });
     g.bench_function(BenchmarkId::new("governor", "refuse"), |b| {
-        b.iter(|| gov.check_key_n(black_box(&id), gov_n()))
+        b.iter(|| call::governor_keyed(&gov, black_box(&id)))
     });
     g.finish();
     assert!(ours.enforce_produce_quota(&id, MSG_BYTES, 1).is_err());
@@ -249,21 +266,13 @@ fn connection(c: &mut Criterion) {
     let mut g = c.benchmark_group("connection");
     g.throughput(Throughput::Elements(1));
     g.bench_function(BenchmarkId::new("ours", "enforce+release"), |b| {
-        b.iter(|| {
-            let r = ours.enforce_connection_quota(black_box(&id));
-            ours.release_connection(black_box(&id));
-            r
-        })
+        b.iter(|| call::ours_connection_pair(&ours, black_box(&id)))
     });
     g.bench_function(BenchmarkId::new("ours", "acquire+drop"), |b| {
-        b.iter(|| drop(black_box(ours.acquire_connection(black_box(&id)))))
+        b.iter(|| call::ours_permit(&ours, black_box(&id)))
     });
     g.bench_function(BenchmarkId::new("seed", "enforce+release"), |b| {
-        b.iter(|| {
-            let r = seed.enforce_connection_quota(black_box(&id));
-            seed.release_connection(black_box(&id));
-            r
-        })
+        b.iter(|| call::seed_connection_pair(&seed, black_box(&id)))
     });
     g.finish();
     assert_eq!(ours.get_usage(&id).unwrap().connections, 0);
@@ -288,21 +297,21 @@ fn contention(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("ours", label), |b| {
             b.iter_custom(|iters| {
                 run_threads(iters, threads, |t| {
-                    let _ = black_box(ours.enforce_produce_quota(&ids[tenant(t)], MSG_BYTES, 1));
+                    let _ = black_box(call::ours_produce(&ours, &ids[tenant(t)]));
                 })
             })
         });
         g.bench_function(BenchmarkId::new("seed", label), |b| {
             b.iter_custom(|iters| {
                 run_threads(iters, threads, |t| {
-                    let _ = black_box(seed.enforce_produce_quota(&ids[tenant(t)], BYTES_I64, 1));
+                    let _ = black_box(call::seed_produce(&seed, &ids[tenant(t)]));
                 })
             })
         });
         g.bench_function(BenchmarkId::new("governor", label), |b| {
             b.iter_custom(|iters| {
                 run_threads(iters, threads, |t| {
-                    let _ = black_box(gov.check_key_n(&ids[tenant(t)], gov_n()));
+                    let _ = black_box(call::governor_keyed(&gov, &ids[tenant(t)]));
                 })
             })
         });
@@ -328,6 +337,21 @@ fn floor(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 run_threads(iters, 2, |_| {
                     black_box(&a).fetch_add(1, Ordering::Relaxed);
+                })
+            })
+        },
+    );
+    // The control for every two-thread figure: two threads on two different
+    // cache lines share nothing, so this shows how much parallelism the
+    // machine gave the run (equal to `fetch_add` if both threads really ran at
+    // once, about double if they were time-sliced onto one core).
+    let own = [Padded(AtomicU64::new(0)), Padded(AtomicU64::new(0))];
+    g.bench_function(
+        BenchmarkId::new("atomic", "fetch_add-own-line-2-threads"),
+        |b| {
+            b.iter_custom(|iters| {
+                run_threads(iters, 2, |t| {
+                    black_box(&own[t].0).fetch_add(1, Ordering::Relaxed);
                 })
             })
         },

@@ -115,6 +115,74 @@ fn gov_refusing() -> &'static Gov {
     Box::leak(Box::new(Gov { keyed, direct, id }))
 }
 
+/// 100k tenants and their ids in a shuffled order, for the spread benches.
+const SPREAD: usize = 100_000;
+
+struct Spread<T> {
+    imp: T,
+    ids: Vec<String>,
+}
+
+fn spread_ids() -> Vec<String> {
+    shuffled_ids(SPREAD)
+}
+
+fn ids_only() -> &'static Spread<()> {
+    Box::leak(Box::new(Spread {
+        imp: (),
+        ids: spread_ids(),
+    }))
+}
+
+/// Enforces once on every tenant in the shuffled order, then rotates the ids
+/// so that the measured tail holds the tenants touched longest ago (evicted
+/// from every cache level since, in callgrind's model as on the machine).
+fn warm(ids: &mut [String], mut touch: impl FnMut(&str)) {
+    for id in ids.iter() {
+        touch(id);
+    }
+    ids.rotate_left(OPS);
+}
+
+/// Real clock; the measured tenants untouched since their creation.
+fn ours_spread_idle() -> &'static Spread<Manager> {
+    let imp = common::ours(SPREAD, roomy_quotas());
+    let ids = spread_ids();
+    Box::leak(Box::new(Spread { imp, ids }))
+}
+
+/// Mock clock, every tenant warm; then the clock moves `advance` forward (0:
+/// the calls land in the bucket of the warm-up; one bucket: each call's three
+/// windows rotate first).
+fn ours_spread_mock(advance: std::time::Duration) -> &'static Spread<Manager> {
+    let (imp, mock) = ours_mock(SPREAD, roomy_quotas());
+    let mut ids = spread_ids();
+    warm(&mut ids, |id| {
+        imp.enforce_produce_quota(id, MSG_BYTES, 1).unwrap()
+    });
+    mock.increment(advance);
+    std::mem::forget(mock);
+    Box::leak(Box::new(Spread { imp, ids }))
+}
+
+fn seed_spread() -> &'static Spread<SeedManager> {
+    let imp = common::seed(SPREAD, roomy_quotas());
+    let mut ids = spread_ids();
+    warm(&mut ids, |id| {
+        imp.enforce_produce_quota(id, BYTES_I64, 1).unwrap()
+    });
+    Box::leak(Box::new(Spread { imp, ids }))
+}
+
+fn gov_spread() -> &'static Spread<DefaultKeyedRateLimiter<String>> {
+    let imp = governor_keyed(SPREAD, governor_roomy_quota());
+    let mut ids = spread_ids();
+    warm(&mut ids, |id| {
+        let _ = imp.check_key_n(&id.to_owned(), gov_n());
+    });
+    Box::leak(Box::new(Spread { imp, ids }))
+}
+
 // ----- the loop alone ------------------------------------------------------
 
 #[library_benchmark]
@@ -131,7 +199,7 @@ fn loop_baseline(f: &'static Ours) {
 #[bench::ours(ours_admitting())]
 fn enforce_by_id_ours(f: &'static Ours) {
     for _ in 0..OPS {
-        let _ = black_box(f.m.enforce_produce_quota(black_box(&f.id), MSG_BYTES, 1));
+        let _ = black_box(call::ours_produce(&f.m, black_box(&f.id)));
     }
 }
 
@@ -139,7 +207,7 @@ fn enforce_by_id_ours(f: &'static Ours) {
 #[bench::seed(seed_admitting())]
 fn enforce_by_id_seed(f: &'static Seed) {
     for _ in 0..OPS {
-        let _ = black_box(f.m.enforce_produce_quota(black_box(&f.id), BYTES_I64, 1));
+        let _ = black_box(call::seed_produce(&f.m, black_box(&f.id)));
     }
 }
 
@@ -147,7 +215,53 @@ fn enforce_by_id_seed(f: &'static Seed) {
 #[bench::governor(gov_admitting())]
 fn enforce_by_id_governor(f: &'static Gov) {
     for _ in 0..OPS {
-        let _ = black_box(f.keyed.check_key_n(black_box(&f.id), gov_n()));
+        let _ = black_box(call::governor_keyed(&f.keyed, black_box(&f.id)));
+    }
+}
+
+// ----- enforce by id over 100k tenants --------------------------------------
+//
+// The calls walk OPS tenants of 100k in a shuffled order, the ones touched
+// longest ago, so every call meets a tenant evicted from every cache level.
+// Callgrind's cache model (L1 and an 8 MiB last level) turns that into "RAM
+// hits": the cache lines each call brings in from memory.
+
+#[library_benchmark]
+#[bench::ids(ids_only())]
+fn spread_ids_baseline(f: &'static Spread<()>) {
+    for id in &f.ids[SPREAD - OPS..] {
+        black_box(black_box(id.as_str()).as_bytes()[14]);
+    }
+}
+
+// `warm_same_bucket`: tenants warm, no time passed (lookup and cache misses
+// only). `warm_next_bucket`: the clock moved one 100 ms bucket, so each call
+// rotates its windows. `idle_real_clock`: the real clock, tenants untouched
+// since they were created more than a window earlier (valgrind is slow), so
+// each call also re-stamps every slot.
+#[library_benchmark]
+#[bench::warm_same_bucket(ours_spread_mock(std::time::Duration::ZERO))]
+#[bench::warm_next_bucket(ours_spread_mock(std::time::Duration::from_millis(100)))]
+#[bench::idle_real_clock(ours_spread_idle())]
+fn enforce_spread_ours(f: &'static Spread<Manager>) {
+    for id in &f.ids[SPREAD - OPS..] {
+        let _ = black_box(call::ours_produce(&f.imp, black_box(id)));
+    }
+}
+
+#[library_benchmark]
+#[bench::seed(seed_spread())]
+fn enforce_spread_seed(f: &'static Spread<SeedManager>) {
+    for id in &f.ids[SPREAD - OPS..] {
+        let _ = black_box(call::seed_produce(&f.imp, black_box(id)));
+    }
+}
+
+#[library_benchmark]
+#[bench::governor(gov_spread())]
+fn enforce_spread_governor(f: &'static Spread<DefaultKeyedRateLimiter<String>>) {
+    for id in &f.ids[SPREAD - OPS..] {
+        let _ = black_box(call::governor_keyed(&f.imp, black_box(id)));
     }
 }
 
@@ -157,7 +271,7 @@ fn enforce_by_id_governor(f: &'static Gov) {
 #[bench::ours(ours_admitting())]
 fn enforce_tracker_ours(f: &'static Ours) {
     for _ in 0..OPS {
-        let _ = black_box(black_box(&f.tracker).enforce_produce(MSG_BYTES, 1));
+        let _ = black_box(call::ours_tracker_produce(black_box(&f.tracker)));
     }
 }
 
@@ -165,7 +279,7 @@ fn enforce_tracker_ours(f: &'static Ours) {
 #[bench::seed(seed_admitting())]
 fn enforce_tracker_seed(f: &'static Seed) {
     for _ in 0..OPS {
-        let _ = black_box(black_box(&f.tracker).enforce_produce(BYTES_I64, 1));
+        let _ = black_box(call::seed_tracker_produce(black_box(&f.tracker)));
     }
 }
 
@@ -173,7 +287,7 @@ fn enforce_tracker_seed(f: &'static Seed) {
 #[bench::governor_direct(gov_admitting())]
 fn enforce_tracker_governor(f: &'static Gov) {
     for _ in 0..OPS {
-        let _ = black_box(black_box(&f.direct).check_n(gov_n()));
+        let _ = black_box(call::governor_direct(black_box(&f.direct)));
     }
 }
 
@@ -183,7 +297,7 @@ fn enforce_tracker_governor(f: &'static Gov) {
 #[bench::ours(ours_refusing())]
 fn refusal_ours(f: &'static Ours) {
     for _ in 0..OPS {
-        let _ = black_box(f.m.enforce_produce_quota(black_box(&f.id), MSG_BYTES, 1));
+        let _ = black_box(call::ours_produce(&f.m, black_box(&f.id)));
     }
 }
 
@@ -191,7 +305,7 @@ fn refusal_ours(f: &'static Ours) {
 #[bench::ours(ours_refusing())]
 fn refusal_tracker_ours(f: &'static Ours) {
     for _ in 0..OPS {
-        let _ = black_box(black_box(&f.tracker).enforce_produce(MSG_BYTES, 1));
+        let _ = black_box(call::ours_tracker_produce(black_box(&f.tracker)));
     }
 }
 
@@ -199,7 +313,7 @@ fn refusal_tracker_ours(f: &'static Ours) {
 #[bench::seed(seed_refusing())]
 fn refusal_seed(f: &'static Seed) {
     for _ in 0..OPS {
-        let _ = black_box(f.m.enforce_produce_quota(black_box(&f.id), BYTES_I64, 1));
+        let _ = black_box(call::seed_produce(&f.m, black_box(&f.id)));
     }
 }
 
@@ -207,7 +321,7 @@ fn refusal_seed(f: &'static Seed) {
 #[bench::governor(gov_refusing())]
 fn refusal_governor(f: &'static Gov) {
     for _ in 0..OPS {
-        let _ = black_box(f.keyed.check_key_n(black_box(&f.id), gov_n()));
+        let _ = black_box(call::governor_keyed(&f.keyed, black_box(&f.id)));
     }
 }
 
@@ -217,8 +331,7 @@ fn refusal_governor(f: &'static Gov) {
 #[bench::ours(ours_admitting())]
 fn connection_pair_ours(f: &'static Ours) {
     for _ in 0..OPS {
-        let _ = black_box(f.m.enforce_connection_quota(black_box(&f.id)));
-        f.m.release_connection(black_box(&f.id));
+        let _ = black_box(call::ours_connection_pair(&f.m, black_box(&f.id)));
     }
 }
 
@@ -226,7 +339,7 @@ fn connection_pair_ours(f: &'static Ours) {
 #[bench::ours(ours_admitting())]
 fn connection_permit_ours(f: &'static Ours) {
     for _ in 0..OPS {
-        drop(black_box(f.m.acquire_connection(black_box(&f.id))));
+        black_box(call::ours_permit(&f.m, black_box(&f.id)));
     }
 }
 
@@ -234,8 +347,7 @@ fn connection_permit_ours(f: &'static Ours) {
 #[bench::seed(seed_admitting())]
 fn connection_pair_seed(f: &'static Seed) {
     for _ in 0..OPS {
-        let _ = black_box(f.m.enforce_connection_quota(black_box(&f.id)));
-        f.m.release_connection(black_box(&f.id));
+        let _ = black_box(call::seed_connection_pair(&f.m, black_box(&f.id)));
     }
 }
 
@@ -246,6 +358,10 @@ library_benchmark_group!(
 library_benchmark_group!(
     name = enforce_by_id;
     benchmarks = enforce_by_id_ours, enforce_by_id_seed, enforce_by_id_governor
+);
+library_benchmark_group!(
+    name = enforce_spread;
+    benchmarks = spread_ids_baseline, enforce_spread_ours, enforce_spread_seed, enforce_spread_governor
 );
 library_benchmark_group!(
     name = enforce_tracker;
@@ -263,6 +379,7 @@ library_benchmark_group!(
 main!(
     library_benchmark_groups = baseline,
     enforce_by_id,
+    enforce_spread,
     enforce_tracker,
     refusal,
     connection

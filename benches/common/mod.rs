@@ -146,3 +146,74 @@ pub fn assert_admits(what: &str, calls: usize, mut call: impl FnMut(usize) -> bo
         );
     }
 }
+
+/// Every measured operation, each behind its own `#[inline(never)]` call site.
+///
+/// The engine's hot functions are `#[inline]`, so without this the compiler
+/// would inline them differently into every bench loop (depending on how many
+/// call sites the bench file has), and instruction counts would move by 20%
+/// when an unrelated bench is added. With one out-of-line call site per
+/// operation, criterion and iai-callgrind measure the same machine code, as a
+/// broker's one produce handler would call it; the call itself costs every
+/// implementation the same few instructions.
+pub mod call {
+    use std::num::NonZeroU32;
+
+    use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil};
+    use streambus_tenancy::{Error, Manager, QuotaTracker};
+
+    use super::MSG_BYTES;
+    use crate::seed_port::{SeedError, SeedManager, SeedTracker};
+
+    type GovInstant = <governor::clock::DefaultClock as governor::clock::Clock>::Instant;
+    type GovResult = Result<Result<(), NotUntil<GovInstant>>, governor::InsufficientCapacity>;
+
+    #[inline(never)]
+    pub fn ours_produce(m: &Manager, id: &str) -> Result<(), Error> {
+        m.enforce_produce_quota(id, MSG_BYTES, 1)
+    }
+
+    #[inline(never)]
+    pub fn ours_tracker_produce(t: &QuotaTracker) -> Result<(), Error> {
+        t.enforce_produce(MSG_BYTES, 1)
+    }
+
+    #[inline(never)]
+    pub fn ours_connection_pair(m: &Manager, id: &str) -> Result<(), Error> {
+        let r = m.enforce_connection_quota(id);
+        m.release_connection(id);
+        r
+    }
+
+    #[inline(never)]
+    pub fn ours_permit(m: &Manager, id: &str) -> bool {
+        m.acquire_connection(id).is_ok()
+    }
+
+    #[inline(never)]
+    pub fn seed_produce(m: &SeedManager, id: &str) -> Result<(), SeedError> {
+        m.enforce_produce_quota(id, MSG_BYTES as i64, 1)
+    }
+
+    #[inline(never)]
+    pub fn seed_tracker_produce(t: &SeedTracker) -> Result<(), SeedError> {
+        t.enforce_produce(MSG_BYTES as i64, 1)
+    }
+
+    #[inline(never)]
+    pub fn seed_connection_pair(m: &SeedManager, id: &str) -> Result<(), SeedError> {
+        let r = m.enforce_connection_quota(id);
+        m.release_connection(id);
+        r
+    }
+
+    #[inline(never)]
+    pub fn governor_keyed(g: &DefaultKeyedRateLimiter<String>, id: &String) -> GovResult {
+        g.check_key_n(id, NonZeroU32::new(MSG_BYTES as u32).unwrap())
+    }
+
+    #[inline(never)]
+    pub fn governor_direct(g: &DefaultDirectRateLimiter) -> GovResult {
+        g.check_n(NonZeroU32::new(MSG_BYTES as u32).unwrap())
+    }
+}
