@@ -163,6 +163,13 @@ pub(crate) struct WindowHead {
     /// sealed slots: with the open head's count, the window's lifetime total
     /// (a monitoring counter that costs the hot path nothing).
     archived: AtomicU64,
+    /// The sum of the sealed slots for the head's tick, computed once per
+    /// tick by the first admission and reused by the rest: a [`Bucket`]
+    /// stamped with the tick it is valid for. The sealed flag marks it
+    /// invalid; every rotation, roll-back from a slot and clearing of slots
+    /// sets it, so a valid base always equals what summing the slots would
+    /// give.
+    base: AtomicU64,
 }
 
 /// One rate window: its head and its `n` slots (the tracker keeps all of its
@@ -172,6 +179,7 @@ pub(crate) struct Window<'a> {
     head: &'a AtomicU64,
     epoch: &'a AtomicU64,
     archived: &'a AtomicU64,
+    base: &'a AtomicU64,
     slots: &'a [AtomicU64],
     bucket_nanos: u64,
 }
@@ -199,6 +207,7 @@ impl<'a> Window<'a> {
             head: &head.head,
             epoch: &head.epoch,
             archived: &head.archived,
+            base: &head.base,
             slots,
             bucket_nanos,
         }
@@ -266,7 +275,7 @@ impl<'a> Window<'a> {
             let used = if limit == u64::MAX {
                 0
             } else {
-                self.sealed_sum(now.tick).saturating_add(head.count())
+                self.base_for(now.tick).saturating_add(head.count())
             };
             if used.saturating_add(amount) > limit {
                 return Err(Refused { used });
@@ -348,6 +357,7 @@ impl<'a> Window<'a> {
             {
                 // Relaxed: a monitoring total, ordered by nothing.
                 self.archived.fetch_sub(taken, Ordering::Relaxed);
+                self.invalidate_base();
                 return;
             }
         }
@@ -396,6 +406,9 @@ impl<'a> Window<'a> {
         // thread that sees the new head can expand its stamp (AcqRel; the
         // head compare-exchange below releases it again).
         self.epoch.fetch_max(tick, Ordering::AcqRel);
+        // No base computed for an earlier tick, or 2^24 ticks ago, may be
+        // taken for the new one's.
+        self.invalidate_base();
         let fresh = Bucket::new(tick, 0);
         // AcqRel: release publishes the slot written (or acquired) above.
         let opened = self
@@ -462,9 +475,55 @@ impl<'a> Window<'a> {
             if after_to < archived_upto {
                 continue;
             }
-            let _ =
-                slot.compare_exchange(s.0, s.with_count(0).0, Ordering::AcqRel, Ordering::Acquire);
+            if slot
+                .compare_exchange(s.0, s.with_count(0).0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.invalidate_base();
+            }
         }
+    }
+
+    /// The sealed sum for `tick`, the head's tick (the head is open there):
+    /// the cached base if it is valid for `tick`, else summed and published.
+    #[inline]
+    fn base_for(&self, tick: u64) -> u64 {
+        // Acquire: pairs with the publishing compare-exchange, whose thread
+        // summed the slots after acquiring the head open at `tick`.
+        let b = Bucket(self.base.load(Ordering::Acquire));
+        if !b.is_sealed() && b.age(tick) == 0 {
+            return b.count();
+        }
+        self.publish_base(b, tick)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn publish_base(&self, seen: Bucket, tick: u64) -> u64 {
+        let sum = self.sealed_sum(tick);
+        if sum < COUNT_MAX {
+            // Fails if the base changed since `seen` was loaded: in particular
+            // if a rotation, roll-back or clearing invalidated it while the
+            // slots were being summed, in which case this sum may be stale.
+            // AcqRel: the release half pairs with the Acquire load in
+            // `base_for`.
+            let _ = self.base.compare_exchange(
+                seen.0,
+                Bucket::new(tick, sum).0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        sum
+    }
+
+    /// Marks the cached base invalid (it is recomputed on the next admission).
+    #[inline]
+    fn invalidate_base(&self) {
+        // Release: a thread that acquires the invalid base and then sums the
+        // slots sees the slot write that preceded this store.
+        self.base
+            .store(Bucket::new(0, 0).sealed().0, Ordering::Release);
     }
 
     /// Sum of the sealed slots 1 to n-1 ticks older than `tick` (the head's
