@@ -279,16 +279,25 @@ impl QuotaTracker {
         };
         // The same call is admitted once every limited window has room for its
         // share; if one window can never hold its share, neither can the call.
+        // The windows before `rate` had room (they admitted, then rolled
+        // back); the refused one's content is known; the later ones are read.
         let mut retry = Some(Duration::ZERO);
-        for r in 0..3 {
+        for r in rate..3 {
             if limits[r] < 0 {
                 continue;
             }
             let limit = geometry.window_limit(limits[r] as u64);
-            retry = match (retry, self.window(r).retry_after(now, amounts[r], limit)) {
+            let known = (r == rate).then_some(used);
+            retry = match (
+                retry,
+                self.window(r).retry_after(now, amounts[r], limit, known),
+            ) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 _ => None,
             };
+            if retry.is_none() {
+                break;
+            }
         }
         match self.quota_error(RATE_TYPES[rate], geometry.per_second(used), limits[rate]) {
             Error::QuotaExceeded(mut e) => {

@@ -580,11 +580,20 @@ impl<'a> Window<'a> {
     /// `None` when it never will (`amount > limit`). Otherwise at most one
     /// window.
     #[cold]
-    pub(crate) fn retry_after(&self, now: Now, amount: u64, limit: u64) -> Option<Duration> {
+    ///
+    /// `used` is what the window holds at `now` if the caller already knows
+    /// it (a refusal does); `None` reads it.
+    pub(crate) fn retry_after(
+        &self,
+        now: Now,
+        amount: u64,
+        limit: u64,
+        used: Option<u64>,
+    ) -> Option<Duration> {
         if amount > limit {
             return None;
         }
-        let mut used = self.used(now);
+        let mut used = used.unwrap_or_else(|| self.used(now));
         if used.saturating_add(amount) <= limit {
             return Some(Duration::ZERO);
         }
