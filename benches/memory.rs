@@ -9,9 +9,9 @@
 //!    count. Our engine, the seed port, and governor's keyed limiter (one
 //!    8-byte state per key, for scale).
 //! 2. For 1M tenants, each implementation in a fresh child process (this same
-//!    binary re-run with `--child IMPL`): time to create them, VmRSS and
-//!    VmHWM (peak RSS) from `/proc/self/status`, and `get_all_usage` over all
-//!    of them. RSS also counts what malloc rounds up and keeps, which the
+//!    binary re-run with `--child IMPL`), three rounds interleaved: time to
+//!    create them, VmRSS and VmHWM (peak RSS) from `/proc/self/status`, and
+//!    `get_all_usage` over all of them (medians). RSS also counts what malloc rounds up and keeps, which the
 //!    counting allocator does not.
 //! 3. Heap allocations per call on the enforce path, admitted and refused.
 //!
@@ -235,6 +235,15 @@ fn main() {
         &[10_000, 100_000, 1_000_000]
     };
 
+    println!(
+        "sizes: QuotaTracker {} B (+16 B Arc header), Quotas {} B (+16), Usage {} B; \
+         seed port: SeedTracker {} B, RateWindow {} B\n",
+        std::mem::size_of::<streambus_tenancy::QuotaTracker>(),
+        std::mem::size_of::<streambus_tenancy::Quotas>(),
+        std::mem::size_of::<streambus_tenancy::Usage>(),
+        std::mem::size_of::<seed_port::SeedTracker>(),
+        std::mem::size_of::<seed_port::RateWindow>(),
+    );
     println!("## bytes per tenant (counting allocator, live heap bytes requested / tenants)\n");
     println!("| tenants | {} |", IMPLS.join(" | "));
     println!("| ---: |{}", " ---: |".repeat(IMPLS.len()));
@@ -247,36 +256,61 @@ fn main() {
     }
 
     let n = *sizes.last().unwrap();
-    println!("\n## {n} tenants, one fresh process each (create, RSS, get_all_usage median of 3)\n");
+    let rounds = if quick { 1 } else { 3 };
+    println!(
+        "\n## {n} tenants, one fresh process per implementation and round \
+         ({rounds} rounds interleaved; times are medians over the rounds, \
+         get_all_usage a median of 3 calls in each)\n"
+    );
     println!(
         "| impl | create s | ns/tenant | VmRSS before MiB | VmRSS after MiB | VmHWM MiB | RSS bytes/tenant | get_all_usage ms |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let exe = std::env::current_exe().unwrap();
-    for which in IMPLS {
-        let out = Command::new(&exe)
-            .args(["--child", which, &n.to_string()])
-            .output()
-            .expect("re-run self");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let Some(line) = text.lines().find(|l| l.starts_with("CHILD ")) else {
-            println!(
-                "| {which} | child failed: {} |",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+    // Per implementation: (create s, usage ms, rss before, rss after, hwm).
+    type Round = (f64, f64, u64, u64, u64);
+    let mut seen: Vec<Vec<Round>> = vec![Vec::new(); IMPLS.len()];
+    for _ in 0..rounds {
+        for (k, which) in IMPLS.iter().enumerate() {
+            let out = Command::new(&exe)
+                .args(["--child", which, &n.to_string()])
+                .output()
+                .expect("re-run self");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let Some(line) = text.lines().find(|l| l.starts_with("CHILD ")) else {
+                eprintln!(
+                    "{which}: child failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                continue;
+            };
+            let f: Vec<&str> = line.split_whitespace().collect();
+            seen[k].push((
+                f[3].parse().unwrap(),
+                f[7].parse().unwrap(),
+                f[4].parse().unwrap(),
+                f[5].parse().unwrap(),
+                f[6].parse().unwrap(),
+            ));
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for (k, which) in IMPLS.iter().enumerate() {
+        let runs = &seen[k];
+        if runs.is_empty() {
+            println!("| {which} | child failed | | | | | | |");
             continue;
-        };
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let create: f64 = f[3].parse().unwrap();
-        let (before, after, hwm): (u64, u64, u64) = (
-            f[4].parse().unwrap(),
-            f[5].parse().unwrap(),
-            f[6].parse().unwrap(),
-        );
-        let usage = if f[7].starts_with('-') {
+        }
+        let create = median(runs.iter().map(|r| r.0).collect());
+        let usage = median(runs.iter().map(|r| r.1).collect());
+        let (_, _, before, after, hwm) = runs[0];
+        let usage = if usage < 0.0 {
             "n/a".to_owned()
         } else {
-            f[7].to_owned()
+            format!("{usage:.0}")
         };
         println!(
             "| {which} | {create:.3} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {usage} |",
