@@ -76,7 +76,7 @@ fn sigkill_mid_stream_loses_nothing_acknowledged() {
                 let mut i = 0u64;
                 while !stop.load(Ordering::SeqCst) {
                     // Mostly creates; every other step updates an own tenant.
-                    let (method, path, id, v, body) = if i % 2 == 0 || mine.is_empty() {
+                    let (method, path, id, v, body) = if i.is_multiple_of(2) || mine.is_empty() {
                         let id = format!("w{w}-t{}", mine.len());
                         let mut body = version_body(&id, 0);
                         body["id"] = json!(id);

@@ -24,7 +24,7 @@ impl Geometry {
         }
         let w = window.as_nanos();
         let b = buckets as u128;
-        if w % b != 0 || w / b < 1_000 {
+        if !w.is_multiple_of(b) || w / b < 1_000 {
             return None;
         }
         Some(Geometry {
