@@ -77,7 +77,8 @@
 //!
 //! Enforcement by id is a foldhash of the id, one `papaya` lookup under an
 //! epoch guard, one quota snapshot (`arc-swap`), one clock read and, per rate
-//! window, a head load, a sum over the window's slots and one compare-exchange.
+//! window, a head load, the sum of its sealed slots (computed once per bucket
+//! and cached) and one compare-exchange.
 //! Nothing is allocated on admission or refusal. A tenant costs well under
 //! 1 KiB, everything included. `BENCHMARKS.md` has the numbers.
 //!
