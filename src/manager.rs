@@ -152,6 +152,22 @@ pub struct NewTenant {
     pub quotas: Quotas,
 }
 
+impl NewTenant {
+    /// The active tenant this describes, created and updated at `now`.
+    pub fn into_tenant(self, now: SystemTime) -> Tenant {
+        Tenant {
+            id: self.id,
+            name: self.name,
+            description: self.description,
+            created_at: now,
+            updated_at: now,
+            quotas: self.quotas,
+            metadata: self.metadata,
+            status: TenantStatus::Active,
+        }
+    }
+}
+
 /// A partial update of a tenant: `None` leaves a field as it is.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TenantUpdate {
@@ -231,17 +247,7 @@ impl Manager {
     ///
     /// As [`Manager::create_tenant`].
     pub fn create(&self, new: NewTenant) -> Result<Tenant, Error> {
-        let now = SystemTime::now();
-        self.insert(Tenant {
-            id: new.id,
-            name: new.name,
-            description: new.description,
-            created_at: now,
-            updated_at: now,
-            quotas: new.quotas,
-            metadata: new.metadata,
-            status: TenantStatus::Active,
-        })
+        self.insert(new.into_tenant(SystemTime::now()))
     }
 
     /// Inserts a tenant as it is, keeping its timestamps and status: how a

@@ -161,17 +161,7 @@ impl Admin {
         if self.manager.get_tenant(&new.id).is_ok() {
             return Err(Error::TenantExists(new.id).into());
         }
-        let now = SystemTime::now();
-        let tenant = Tenant {
-            id: new.id,
-            name: new.name,
-            description: new.description,
-            created_at: now,
-            updated_at: now,
-            quotas: new.quotas,
-            metadata: new.metadata,
-            status: TenantStatus::Active,
-        };
+        let tenant = new.into_tenant(SystemTime::now());
         store.get().insert(&tenant)?;
         if let Err(e) = self.manager.restore(tenant.clone()) {
             // Cannot happen while every change goes through this lock; keep
