@@ -44,19 +44,11 @@ fn tenant_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
 /// The request body, within the size limit.
 fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     bytes.map_err(|e| {
-        let status = e.status();
-        let (code, message) = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            (
-                "body_too_large",
-                format!(
-                    "the request body is over the limit of {} bytes",
-                    super::router::MAX_BODY_BYTES
-                ),
-            )
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            super::router::body_too_large()
         } else {
-            ("invalid_request", e.body_text())
-        };
-        ApiError::new(status, code, message)
+            ApiError::new(e.status(), "invalid_request", e.body_text())
+        }
     })
 }
 

@@ -18,11 +18,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, StatusCode};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use http_body_util::BodyExt;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -38,6 +40,12 @@ use super::metrics::Metrics;
 
 /// Largest request body accepted: 1 MiB. Larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// A body over [`MAX_BODY_BYTES`] is read and thrown away up to this size
+/// before the 413 goes out, so that a client that writes its whole request
+/// before reading the answer gets the 413 rather than a broken pipe; past
+/// it, the 413 goes out at once and the connection is closed.
+const DRAIN_LIMIT: u64 = 8 << 20;
 
 /// What the handlers share: the admin path over the engine and store, the
 /// token, the tiers, the alert state and the metrics.
@@ -181,7 +189,70 @@ pub fn router(state: ApiState) -> Router {
         .fallback(handlers::fallback)
         .layer(middleware::map_response(json_method_not_allowed))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(read_whole_body))
         .with_state(state)
+}
+
+/// Reads every request's body to its end before anything answers.
+///
+/// hyper closes a connection whose request body was left unread, and a
+/// client that pooled it, or is still writing the body, then fails with a
+/// broken pipe instead of reading the answer (a 401 before the body is
+/// read, a 413). Reading the whole body first, keeping at most
+/// [`MAX_BODY_BYTES`] of it, makes every answer readable.
+async fn read_whole_body(req: Request, next: Next) -> Response {
+    let (parts, mut body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        return too_large();
+    }
+    let mut kept = Vec::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                let mut resp =
+                    ApiError::bad_request(format!("the request body could not be read: {e}"))
+                        .into_response();
+                resp.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+                return resp;
+            }
+        };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len() as u64;
+            if seen > DRAIN_LIMIT {
+                return too_large();
+            }
+            if seen <= MAX_BODY_BYTES as u64 {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    if seen > MAX_BODY_BYTES as u64 {
+        return too_large();
+    }
+    next.run(Request::from_parts(parts, Body::from(kept))).await
+}
+
+fn too_large() -> Response {
+    body_too_large().into_response()
+}
+
+/// The 413 for a body over [`MAX_BODY_BYTES`].
+pub(crate) fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is over the limit of {MAX_BODY_BYTES} bytes"),
+    )
 }
 
 /// axum answers a wrong method with an empty 405; give it the JSON error

@@ -27,6 +27,7 @@ pub struct Resp {
     pub allow: String,
     pub location: String,
     pub www_authenticate: String,
+    pub connection: String,
 }
 
 impl Resp {
@@ -101,11 +102,12 @@ impl Client {
                 .unwrap_or("")
                 .to_owned()
         };
-        let (content_type, allow, location, www_authenticate) = (
+        let (content_type, allow, location, www_authenticate, connection) = (
             h("content-type"),
             h("allow"),
             h("location"),
             h("www-authenticate"),
+            h("connection"),
         );
         let status = resp.status().as_u16();
         let text = resp
@@ -127,6 +129,7 @@ impl Client {
             allow,
             location,
             www_authenticate,
+            connection,
         })
     }
 
