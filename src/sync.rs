@@ -21,3 +21,12 @@ pub(crate) use loom::sync::{
     atomic::{AtomicU64, AtomicU8, Ordering},
     Arc, RwLock,
 };
+
+/// A pause in a spin loop (loom must be told, or it explores the spin forever).
+#[inline]
+pub(crate) fn spin_loop() {
+    #[cfg(not(quota_loom))]
+    std::hint::spin_loop();
+    #[cfg(quota_loom)]
+    loom::thread::yield_now();
+}

@@ -24,7 +24,7 @@ use crate::counter::Counter;
 use crate::quotas::QuotaCell;
 use crate::sync::{AtomicU64, AtomicU8, Ordering};
 use crate::tenant::TenantInfo;
-use crate::window::{Refused, Window, WindowHead};
+use crate::window::{Fast, Refused, Window, WindowHead};
 use crate::{Error, QuotaError, QuotaType, Quotas, TenantStatus, Usage};
 
 const BYTES: usize = 0;
@@ -216,30 +216,34 @@ impl QuotaTracker {
     #[inline]
     fn admit_rates(&self, amounts: [u64; 3]) -> Result<(), Error> {
         self.check_active()?;
-        let q = self.quotas.load();
-        let limits = [
-            q.max_bytes_per_second,
-            q.max_messages_per_second,
-            q.max_requests_per_second,
-        ];
-        let geometry = *self.clock.geometry();
+        // One version of the three rate quotas, read without a guard.
+        let limits = self.quotas.rates();
+        let geometry = self.clock.geometry();
         let mut now = self.clock.now();
         // (tick, amount added) per window, for a roll-back.
         let mut counted = [(0u64, 0u64); 3];
         for rate in 0..3 {
-            let limit = limits[rate];
-            if limit < 0 {
-                if amounts[rate] != 0 {
-                    counted[rate] = self.window(rate).record(&mut now, amounts[rate]);
+            let amount = amounts[rate];
+            let limit = if limits[rate] < 0 {
+                if amount == 0 {
+                    continue;
                 }
-                continue;
-            }
-            let limit = geometry.window_limit(limit as u64);
-            if amounts[rate] > limit {
-                self.rollback(&counted, rate);
-                return Err(self.rate_refusal(rate, None, &limits, amounts, now));
-            }
-            match self.window(rate).try_admit(&mut now, amounts[rate], limit) {
+                // Unlimited: counted for usage, never refused.
+                u64::MAX
+            } else {
+                let limit = geometry.window_limit(limits[rate] as u64);
+                if amount > limit {
+                    self.rollback(&counted, rate);
+                    return Err(self.rate_refusal(rate, None, &limits, amounts, now));
+                }
+                limit
+            };
+            let outcome = match self.heads[rate].admit_fast(now.tick, amount, limit) {
+                Fast::Admitted(added) => Ok((now.tick, added)),
+                Fast::Refused(refused) => Err(refused),
+                Fast::Slow => self.admit_slow(rate, &mut now, amount, limit),
+            };
+            match outcome {
                 Ok(c) => counted[rate] = c,
                 Err(refused) => {
                     self.rollback(&counted, rate);
@@ -248,6 +252,20 @@ impl QuotaTracker {
             }
         }
         Ok(())
+    }
+
+    /// The general admission (a rotation, a stale base, a lost race), out of
+    /// line so the common case stays small.
+    #[cold]
+    #[inline(never)]
+    fn admit_slow(
+        &self,
+        rate: usize,
+        now: &mut Now,
+        amount: u64,
+        limit: u64,
+    ) -> Result<(u64, u64), Refused> {
+        self.window(rate).admit_general(now, amount, limit)
     }
 
     /// Takes back what windows `0..upto` added.
@@ -354,12 +372,7 @@ impl QuotaTracker {
     /// As [`QuotaTracker::enforce_produce`].
     pub fn check_throughput(&self, bytes: u64, messages: u64) -> Result<(), Error> {
         self.check_active()?;
-        let q = self.quotas.load();
-        let limits = [
-            q.max_bytes_per_second,
-            q.max_messages_per_second,
-            q.max_requests_per_second,
-        ];
+        let limits = self.quotas.rates();
         let amounts = [bytes, messages, 1];
         let geometry = *self.clock.geometry();
         let now = self.clock.now();

@@ -176,6 +176,7 @@ pub(crate) struct WindowHead {
 /// windows' slots in one allocation).
 #[derive(Debug)]
 pub(crate) struct Window<'a> {
+    whole: &'a WindowHead,
     head: &'a AtomicU64,
     epoch: &'a AtomicU64,
     archived: &'a AtomicU64,
@@ -184,7 +185,64 @@ pub(crate) struct Window<'a> {
     bucket_nanos: u64,
 }
 
+/// What [`WindowHead::admit_fast`] made of an admission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fast {
+    /// Counted at the caller's tick; the amount actually added.
+    Admitted(u64),
+    /// Refused, with what the window held.
+    Refused(Refused),
+    /// Not the common case: go through [`Window::try_admit`].
+    Slow,
+}
+
 impl WindowHead {
+    /// The common case of [`Window::try_admit`], which needs neither the
+    /// slots nor a rotation: the head is open at `tick`, the epoch is `tick`
+    /// and, for a limited window, the cached base is valid for `tick`.
+    ///
+    /// It decides exactly as the general loop's first pass does in that case
+    /// (same loads, same orderings, same arithmetic); anything else, a lost
+    /// compare-exchange included, answers [`Fast::Slow`] having changed
+    /// nothing. `limit` is as for [`Window::try_admit`].
+    #[inline(always)]
+    pub(crate) fn admit_fast(&self, tick: u64, amount: u64, limit: u64) -> Fast {
+        // The stamp and sealed bits of a head (or base) open at `tick`.
+        let open_at = (tick & STAMP_MASK) << 1;
+        // Acquire, as in `Window::load_head`.
+        let head = Bucket(self.head.load(Ordering::Acquire));
+        if head.0 >> COUNT_BITS != open_at || self.epoch.load(Ordering::Acquire) != tick {
+            return Fast::Slow;
+        }
+        let used = if limit == u64::MAX {
+            0
+        } else {
+            // Acquire, as in `Window::base_for`.
+            let base = Bucket(self.base.load(Ordering::Acquire));
+            if base.0 >> COUNT_BITS != open_at {
+                return Fast::Slow;
+            }
+            base.count() + head.count()
+        };
+        if used.saturating_add(amount) > limit {
+            return Fast::Refused(Refused { used });
+        }
+        if amount == 0 {
+            return Fast::Admitted(0);
+        }
+        let count = head.count().saturating_add(amount).min(COUNT_MAX);
+        // AcqRel, as in `Window::try_admit`.
+        match self.head.compare_exchange(
+            head.0,
+            head.with_count(count).0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => Fast::Admitted(count - head.count()),
+            Err(_) => Fast::Slow,
+        }
+    }
+
     /// The head and epoch, decoded, for the loom models' messages.
     #[cfg(quota_loom)]
     pub(crate) fn dump(&self) -> String {
@@ -204,6 +262,7 @@ impl<'a> Window<'a> {
     pub(crate) fn new(head: &'a WindowHead, slots: &'a [AtomicU64], bucket_nanos: u64) -> Self {
         debug_assert!(!slots.is_empty());
         Window {
+            whole: head,
             head: &head.head,
             epoch: &head.epoch,
             archived: &head.archived,
@@ -211,6 +270,11 @@ impl<'a> Window<'a> {
             slots,
             bucket_nanos,
         }
+    }
+
+    #[inline]
+    fn head_of(&self) -> &'a WindowHead {
+        self.whole
     }
 
     #[inline]
@@ -250,6 +314,22 @@ impl<'a> Window<'a> {
     /// [`COUNT_MAX`], so an admitted amount always fits in its bucket.
     #[inline]
     pub(crate) fn try_admit(
+        &self,
+        now: &mut Now,
+        amount: u64,
+        limit: u64,
+    ) -> Result<(u64, u64), Refused> {
+        match self.head_of().admit_fast(now.tick, amount, limit) {
+            Fast::Admitted(added) => Ok((now.tick, added)),
+            Fast::Refused(refused) => Err(refused),
+            Fast::Slow => self.admit_general(now, amount, limit),
+        }
+    }
+
+    /// [`Window::try_admit`] past its fast path: rotations, a base to
+    /// recompute, lost races. Callers that have already tried
+    /// [`WindowHead::admit_fast`] come straight here.
+    pub(crate) fn admit_general(
         &self,
         now: &mut Now,
         amount: u64,

@@ -61,9 +61,13 @@ fn enforce_allocates_nothing_on_admit_or_refuse() {
     let tracker = m.get_tracker("hot").unwrap();
     // Warm up: the first use of the epoch-based map and the quota cell may
     // set up thread-local state once.
+    // (The produce path reads its limits without an `ArcSwap` guard, so the
+    // count quotas are what first touches arc-swap's per-thread debt list.)
     for _ in 0..10 {
         let _ = m.enforce_produce_quota("hot", 1, 1);
         let _ = tracker.enforce_produce(1, 1);
+        m.enforce_connection_quota("hot").unwrap();
+        m.release_connection("hot");
     }
 
     let mut admitted = 0;
