@@ -87,6 +87,9 @@ const STAMP_SHIFT: u32 = COUNT_BITS + 1;
 const STAMP_BITS: u32 = 64 - STAMP_SHIFT;
 const STAMP_MASK: u64 = (1 << STAMP_BITS) - 1;
 
+/// The value of a window's cached base when it is invalid (sealed flag set).
+const INVALID_BASE: u64 = SEALED;
+
 /// Snapshot of one packed bucket word: `| stamp: 24 | sealed: 1 | count: 39 |`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bucket(u64);
@@ -449,16 +452,20 @@ impl<'a> Window<'a> {
     #[inline(never)]
     fn advance(&self, head: Bucket, head_tick: u64, tick: u64) {
         debug_assert!(head_tick <= tick);
+        let mut head = head;
         if !head.is_sealed() {
             // Seal it so its count is final; a failure means the head changed
             // and the caller re-reads it. AcqRel pairs with helpers' loads.
-            let _ = self.head.compare_exchange(
-                head.0,
-                head.sealed().0,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
-            return;
+            if self
+                .head
+                .compare_exchange(head.0, head.sealed().0, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                return;
+            }
+            // Sealed by us: go on with the archive and the opening, as a
+            // helper that loaded this sealed head would.
+            head = head.sealed();
         }
         // Archive the sealed count into the slot of the tick it counted for.
         let slot = &self.slots[(head_tick % self.n()) as usize];
@@ -487,8 +494,9 @@ impl<'a> Window<'a> {
         // head compare-exchange below releases it again).
         self.epoch.fetch_max(tick, Ordering::AcqRel);
         // No base computed for an earlier tick, or 2^24 ticks ago, may be
-        // taken for the new one's.
-        self.invalidate_base();
+        // taken for the new one's. AcqRel: as `invalidate_base`, and the
+        // acquire half makes the replaced base's sum visible for the carry.
+        let prior = Bucket(self.base.swap(INVALID_BASE, Ordering::AcqRel));
         let fresh = Bucket::new(tick, 0);
         // AcqRel: release publishes the slot written (or acquired) above.
         let opened = self
@@ -501,7 +509,53 @@ impl<'a> Window<'a> {
             // monitoring total, ordered by nothing. (A roll-back from the slot
             // may subtract first; the wrapping arithmetic evens out.)
             self.archived.fetch_add(head.count(), Ordering::Relaxed);
-            self.clear_stale(head_tick, tick);
+            let cleared = self.clear_stale(head_tick, tick);
+            // A clearing lowered a slot the prior base may count: sum anew.
+            if !cleared && tick == head_tick + 1 && !prior.is_sealed() && prior.age(head_tick) == 0
+            {
+                self.carry_base(prior.count(), head.count(), tick);
+            }
+        }
+    }
+
+    /// Publishes the base for `tick`, the tick just opened right after
+    /// `tick - 1`, from the base that was valid for `tick - 1` (`before`) and
+    /// the count sealed at `tick - 1` (`sealed`), instead of summing every
+    /// slot again on the next admission: the window gains tick `tick - 1`
+    /// and loses tick `tick - n`, whose slot is the one at `tick`'s index.
+    ///
+    /// Runs in the thread that opened `tick`, after [`Window::clear_stale`],
+    /// and only if that zeroed nothing (a zeroed slot may be one the prior
+    /// base counted). The compare-exchange from the invalid base this thread
+    /// stored fails if another thread published since. A roll-back or
+    /// clearing by another thread that lands between the load of the slot and the compare-exchange (the
+    /// invalid value is a constant, so it is not told apart) can only have
+    /// lowered a slot: the carried sum is then high by that amount until the
+    /// next rotation, and the window errs towards refusing, never past its
+    /// limit. The same holds of [`Window::publish_base`].
+    #[cold]
+    fn carry_base(&self, before: u64, sealed: u64, tick: u64) {
+        let n = self.n();
+        let slot = Bucket(self.slots[(tick % n) as usize].load(Ordering::Acquire));
+        // Counted in `before` (age n - 1 from `tick - 1`) only if it holds
+        // exactly tick `tick - n`. (With one bucket that is the slot `sealed`
+        // was just archived into, and the base stays 0; but there the
+        // clearing has zeroed that slot and no carry is made.)
+        let leaving = if slot.age(tick) == n & STAMP_MASK {
+            slot.count()
+        } else {
+            0
+        };
+        let sum = before.saturating_add(sealed).saturating_sub(leaving);
+        if sum < COUNT_MAX {
+            // AcqRel: the release half pairs with the Acquire load in
+            // `admit_fast` and `base_for`.
+            let _ = self.base.compare_exchange(
+                INVALID_BASE,
+                Bucket::new(tick, sum).0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -516,52 +570,78 @@ impl<'a> Window<'a> {
         archived.saturating_add(if head.is_sealed() { 0 } else { head.count() })
     }
 
-    /// After the head moved from `from` to `to`, zeroes every slot whose
-    /// stamp claims a tick that cannot hold traffic any more.
+    /// After the head moved from `from` to `to`, zeroes the slots that could
+    /// otherwise outlive their stamps.
     ///
     /// Invariant kept (by induction over openings): while the head is open at
     /// `T`, every slot whose stamp claims a tick in `(T-n, T)` holds that
-    /// tick's true sealed count. After a move from `from` to `to`, slots
-    /// claiming a tick in `(from, to]` are left-overs (those ticks never had a
-    /// head) and, after an idle stretch of a window or more, every slot is
-    /// stale. Zeroing them keeps left-overs from reading as recent when their
-    /// 24-bit stamps wrap around. Until this runs, a left-over can only be
-    /// over-counted, so the window errs towards refusing.
+    /// tick's true sealed count, and no slot's stamp is more than a few
+    /// windows old, so no 24-bit stamp ever wraps around to read as recent.
+    /// A slot at index `t % n` only ever holds ticks congruent to `t`. After
+    /// a move of less than a window, the indices of the ticks `(from, to]`
+    /// are visited: those ticks never had a head (but `to`, just opened), so
+    /// their slots can hold nothing current. A slot holding exactly the tick
+    /// one window earlier is left (it has expired and counts for nothing; the
+    /// next visit of its index, a window later, clears or overwrites it); any
+    /// other count there is a left-over and is zeroed. Every index is thus
+    /// archived into or visited at least once a window. After an idle
+    /// stretch of a window or more every slot is stale and all are visited.
+    /// Until this runs, a left-over can only be over-counted, so the window
+    /// errs towards refusing.
     ///
     /// Runs in the thread whose compare-exchange opened `to`, after it: the
     /// only later slot writes are archives of ticks `>= to`, and those are
     /// never touched here (the slot is loaded before the head, so an archive
     /// that lands after the load fails the compare-exchange).
+    ///
+    /// Returns whether it zeroed any slot.
     #[cold]
-    fn clear_stale(&self, from: u64, to: u64) {
+    fn clear_stale(&self, from: u64, to: u64) -> bool {
         let n = self.n();
-        let idle = to - from >= n;
-        let gap = (to - from).min(STAMP_MASK);
-        for slot in self.slots {
-            let s = Bucket(slot.load(Ordering::Acquire));
-            if s.count() == 0 {
-                continue;
+        let mut cleared = false;
+        if to - from >= n {
+            for slot in self.slots {
+                cleared |= self.clear_slot(slot, to, None);
             }
-            let after_from = s.stamp().wrapping_sub(from & STAMP_MASK) & STAMP_MASK;
-            if !idle && !(1..=gap).contains(&after_from) {
-                continue;
-            }
-            // Ticks from `to` up to the head now (and the head itself once it
-            // is sealed) may have been archived after our opening: leave any
-            // slot that claims one of them.
-            let (head, head_tick) = self.load_head();
-            let archived_upto = head_tick - to + u64::from(head.is_sealed());
-            let after_to = s.stamp().wrapping_sub(to & STAMP_MASK) & STAMP_MASK;
-            if after_to < archived_upto {
-                continue;
-            }
-            if slot
-                .compare_exchange(s.0, s.with_count(0).0, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                self.invalidate_base();
+        } else {
+            for t in from + 1..=to {
+                cleared |= self.clear_slot(&self.slots[(t % n) as usize], to, Some(t));
             }
         }
+        cleared
+    }
+
+    /// Zeroes `slot` after the opening of `to`, unless it is empty, holds a
+    /// tick archived since that opening or, when `visiting` the index of tick
+    /// `t`, holds exactly tick `t - n`. Returns whether it zeroed it.
+    #[inline]
+    fn clear_slot(&self, slot: &AtomicU64, to: u64, visiting: Option<u64>) -> bool {
+        let s = Bucket(slot.load(Ordering::Acquire));
+        if s.count() == 0 {
+            return false;
+        }
+        if let Some(t) = visiting {
+            if s.age(t) == self.n() & STAMP_MASK {
+                return false;
+            }
+        }
+        // Ticks from `to` up to the head now (and the head itself once it is
+        // sealed) may have been archived after our opening: leave any slot
+        // that claims one of them.
+        let (head, head_tick) = self.load_head();
+        let archived_upto = head_tick - to + u64::from(head.is_sealed());
+        let after_to = s.stamp().wrapping_sub(to & STAMP_MASK) & STAMP_MASK;
+        if after_to < archived_upto {
+            return false;
+        }
+        if slot
+            .compare_exchange(s.0, s.with_count(0).0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.invalidate_base();
+            return true;
+        }
+        false
     }
 
     /// The sealed sum for `tick`, the head's tick (the head is open there):
@@ -602,8 +682,7 @@ impl<'a> Window<'a> {
     fn invalidate_base(&self) {
         // Release: a thread that acquires the invalid base and then sums the
         // slots sees the slot write that preceded this store.
-        self.base
-            .store(Bucket::new(0, 0).sealed().0, Ordering::Release);
+        self.base.store(INVALID_BASE, Ordering::Release);
     }
 
     /// Sum of the sealed slots 1 to n-1 ticks older than `tick` (the head's
