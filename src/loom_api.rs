@@ -16,6 +16,7 @@ use crate::window::{Window, WindowHead};
 #[derive(Debug)]
 pub struct LoomWindow {
     head: WindowHead,
+    archived: AtomicU64,
     slots: Box<[AtomicU64]>,
 }
 
@@ -26,12 +27,20 @@ impl LoomWindow {
     pub fn new(buckets: usize) -> LoomWindow {
         LoomWindow {
             head: WindowHead::default(),
+            archived: AtomicU64::new(0),
             slots: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
     fn window(&self) -> Window<'_> {
-        Window::new(&self.head, &self.slots, BUCKET_NANOS)
+        let n = self.slots.len() as u64;
+        Window::new(
+            &self.head,
+            &self.archived,
+            &self.slots,
+            (1, 0, n),
+            BUCKET_NANOS,
+        )
     }
 
     fn now(tick: u64) -> Now {

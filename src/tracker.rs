@@ -65,19 +65,31 @@ impl Held {
 /// Every method takes `&self` and may be called from any number of threads at
 /// once. Admissions (`enforce_*`, `add_*`, `check_*`) allocate nothing, on
 /// success and on a quota refusal alike.
+// Layout: everything an admission that does not rotate reads (the status,
+// the clock, the rate limits and the three windows' head, epoch and base)
+// comes first, in declaration order (`repr(C)`): 128 bytes, three cache
+// lines at most. Aligning the struct to 64 bytes would make it two lines
+// always, for 88 more bytes per tenant (measured: 5.8 against 6.6 lines
+// missed per call over 100k tenants, 993 against 905 bytes per tenant);
+// the memory budget was judged the better use of those bytes.
+#[repr(C)]
 pub struct QuotaTracker {
-    id: Arc<str>,
     state: AtomicU8,
+    clock: Arc<TickClock>,
     quotas: QuotaCell,
     heads: [WindowHead; 3],
-    /// `3 * buckets` slots: bytes, then messages, then requests.
+    // ---- 128 bytes: the rest is read on rotations, counts and reports.
+    /// `3 * buckets` slots, interleaved: bytes, messages, requests of tick
+    /// index 0, then of index 1, ...
     slots: Box<[AtomicU64]>,
+    id: Arc<str>,
     counts: [Counter; 6],
     storage: Counter,
+    /// Each window's lifetime total less its open head (see `Window`).
+    archived: [AtomicU64; 3],
     /// Refusals by `QuotaType` index (`QuotaType::ALL` order), then one slot
     /// for refusals because the tenant was not active. Written on refusal only.
     refusals: [AtomicU64; 12],
-    clock: Arc<TickClock>,
     pub(crate) info: arc_swap::ArcSwap<TenantInfo>,
 }
 
@@ -104,6 +116,7 @@ impl QuotaTracker {
             state: AtomicU8::new(TenantStatus::Active.to_u8()),
             quotas: QuotaCell::new(quotas),
             heads: Default::default(),
+            archived: Default::default(),
             slots: (0..3 * n).map(|_| AtomicU64::new(0)).collect(),
             counts: Default::default(),
             storage: Counter::new(),
@@ -166,11 +179,13 @@ impl QuotaTracker {
 
     #[inline]
     fn window(&self, rate: usize) -> Window<'_> {
-        let n = self.slots.len() / 3;
+        let geometry = self.clock.geometry();
         Window::new(
             &self.heads[rate],
-            &self.slots[rate * n..(rate + 1) * n],
-            self.clock.geometry().bucket_nanos,
+            &self.archived[rate],
+            &self.slots,
+            (3, rate, geometry.buckets),
+            geometry.bucket_nanos,
         )
     }
 

@@ -150,8 +150,10 @@ pub(crate) struct Refused {
     pub(crate) used: u64,
 }
 
-/// The two words of a window that are not slots: the head bucket and the
-/// window's epoch.
+/// The hot words of a window: the head bucket, the window's epoch and the
+/// cached base (the slots and the `archived` total live elsewhere, so that a
+/// tracker can keep its three windows' hot words in one cache line and a
+/// half).
 ///
 /// The epoch is the newest tick any thread has tried to open the head at
 /// (`fetch_max` before the opening compare-exchange), so it is never behind
@@ -159,13 +161,10 @@ pub(crate) struct Refused {
 /// stamp expands to its full tick without ambiguity, however long the window
 /// sat idle.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub(crate) struct WindowHead {
     head: AtomicU64,
     epoch: AtomicU64,
-    /// Everything ever sealed out of the head, less roll-backs taken from
-    /// sealed slots: with the open head's count, the window's lifetime total
-    /// (a monitoring counter that costs the hot path nothing).
-    archived: AtomicU64,
     /// The sum of the sealed slots for the head's tick, computed once per
     /// tick by the first admission and reused by the rest: a [`Bucket`]
     /// stamped with the tick it is valid for. The sealed flag marks it
@@ -175,16 +174,26 @@ pub(crate) struct WindowHead {
     base: AtomicU64,
 }
 
-/// One rate window: its head and its `n` slots (the tracker keeps all of its
-/// windows' slots in one allocation).
+/// One rate window: its head, its `archived` total and its `n` slots.
+///
+/// The slots are every `stride`-th word of `slots` from `offset`: a tracker
+/// interleaves its three windows' slots (`[bytes, messages, requests]` for
+/// tick 0, then for tick 1, ...), so that a rotation of all three touches
+/// the same one or two cache lines.
 #[derive(Debug)]
 pub(crate) struct Window<'a> {
     whole: &'a WindowHead,
     head: &'a AtomicU64,
     epoch: &'a AtomicU64,
-    archived: &'a AtomicU64,
     base: &'a AtomicU64,
+    /// Everything ever sealed out of the head, less roll-backs taken from
+    /// sealed slots: with the open head's count, the window's lifetime total
+    /// (a monitoring counter that costs the hot path nothing).
+    archived: &'a AtomicU64,
     slots: &'a [AtomicU64],
+    stride: usize,
+    offset: usize,
+    n: u64,
     bucket_nanos: u64,
 }
 
@@ -261,18 +270,47 @@ impl WindowHead {
 }
 
 impl<'a> Window<'a> {
+    /// The window of `head` and `archived` whose `n` slots are
+    /// `slots[i * stride + offset]` for `i` in `0..n`.
     #[inline]
-    pub(crate) fn new(head: &'a WindowHead, slots: &'a [AtomicU64], bucket_nanos: u64) -> Self {
-        debug_assert!(!slots.is_empty());
+    pub(crate) fn new(
+        head: &'a WindowHead,
+        archived: &'a AtomicU64,
+        slots: &'a [AtomicU64],
+        (stride, offset, n): (usize, usize, u64),
+        bucket_nanos: u64,
+    ) -> Self {
+        debug_assert!(n >= 1 && offset < stride && slots.len() as u64 == n * stride as u64);
         Window {
             whole: head,
             head: &head.head,
             epoch: &head.epoch,
-            archived: &head.archived,
             base: &head.base,
+            archived,
             slots,
+            stride,
+            offset,
+            n,
             bucket_nanos,
         }
+    }
+
+    /// The slot of index `i` (`0..n`).
+    #[inline]
+    fn slot(&self, i: u64) -> &'a AtomicU64 {
+        &self.slots[i as usize * self.stride + self.offset]
+    }
+
+    /// The slot tick `tick` is archived into.
+    #[inline]
+    fn slot_of(&self, tick: u64) -> &'a AtomicU64 {
+        self.slot(tick % self.n)
+    }
+
+    /// Every slot, by index.
+    #[inline]
+    fn all_slots(&self) -> impl Iterator<Item = &'a AtomicU64> + '_ {
+        (0..self.n).map(move |i| self.slot(i))
     }
 
     #[inline]
@@ -282,7 +320,7 @@ impl<'a> Window<'a> {
 
     #[inline]
     fn n(&self) -> u64 {
-        self.slots.len() as u64
+        self.n
     }
 
     /// Loads the head and expands its stamp to the full tick.
@@ -427,7 +465,7 @@ impl<'a> Window<'a> {
             }
             // The head has moved past `tick`: the amount sits in its slot,
             // unless that slot has since been reused for a newer tick.
-            let slot = &self.slots[(tick % self.n()) as usize];
+            let slot = self.slot_of(tick);
             let s = Bucket(slot.load(Ordering::Acquire));
             if s.age(tick) != 0 {
                 return;
@@ -468,7 +506,7 @@ impl<'a> Window<'a> {
             head = head.sealed();
         }
         // Archive the sealed count into the slot of the tick it counted for.
-        let slot = &self.slots[(head_tick % self.n()) as usize];
+        let slot = self.slot_of(head_tick);
         // Archived slots keep the sealed flag, so a slot that was archived
         // and then rolled back to its old count can never again equal the
         // value a slow helper loaded before the archive (no ABA).
@@ -536,7 +574,7 @@ impl<'a> Window<'a> {
     #[cold]
     fn carry_base(&self, before: u64, sealed: u64, tick: u64) {
         let n = self.n();
-        let slot = Bucket(self.slots[(tick % n) as usize].load(Ordering::Acquire));
+        let slot = Bucket(self.slot_of(tick).load(Ordering::Acquire));
         // Counted in `before` (age n - 1 from `tick - 1`) only if it holds
         // exactly tick `tick - n`. (With one bucket that is the slot `sealed`
         // was just archived into, and the base stays 0; but there the
@@ -600,12 +638,12 @@ impl<'a> Window<'a> {
         let n = self.n();
         let mut cleared = false;
         if to - from >= n {
-            for slot in self.slots {
+            for slot in self.all_slots() {
                 cleared |= self.clear_slot(slot, to, None);
             }
         } else {
             for t in from + 1..=to {
-                cleared |= self.clear_slot(&self.slots[(t % n) as usize], to, Some(t));
+                cleared |= self.clear_slot(self.slot_of(t), to, Some(t));
             }
         }
         cleared
@@ -691,7 +729,7 @@ impl<'a> Window<'a> {
     fn sealed_sum(&self, tick: u64) -> u64 {
         let n = self.n();
         let mut sum = 0u64;
-        for slot in self.slots {
+        for slot in self.all_slots() {
             let s = Bucket(slot.load(Ordering::Acquire));
             let age = s.age(tick);
             if age != 0 && age < n {
@@ -707,7 +745,7 @@ impl<'a> Window<'a> {
         if t == head_tick {
             return head.count();
         }
-        let s = Bucket(self.slots[(t % self.n()) as usize].load(Ordering::Acquire));
+        let s = Bucket(self.slot_of(t).load(Ordering::Acquire));
         if s.age(t) == 0 {
             s.count()
         } else {
