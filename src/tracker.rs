@@ -320,6 +320,11 @@ impl QuotaTracker {
                 continue;
             }
             let limit = geometry.window_limit(limits[r] as u64);
+            // A later window that has room for its share now adds nothing:
+            // tell that from its head and base when they can.
+            if r > rate && self.heads[r].fits_fast(now.tick, amounts[r], limit) == Some(true) {
+                continue;
+            }
             let known = (r == rate).then_some(used);
             retry = match (
                 retry,

@@ -255,6 +255,25 @@ impl WindowHead {
         }
     }
 
+    /// Whether `amount` would fit under `limit` at `tick`, read from the
+    /// head and the cached base alone; `None` when they cannot tell (the
+    /// head is not open at `tick` or the base is not valid for it). Writes
+    /// nothing.
+    #[inline]
+    pub(crate) fn fits_fast(&self, tick: u64, amount: u64, limit: u64) -> Option<bool> {
+        let open_at = (tick & STAMP_MASK) << 1;
+        // Acquire, as in `admit_fast`.
+        let head = Bucket(self.head.load(Ordering::Acquire));
+        if head.0 >> COUNT_BITS != open_at || self.epoch.load(Ordering::Acquire) != tick {
+            return None;
+        }
+        let base = Bucket(self.base.load(Ordering::Acquire));
+        if base.0 >> COUNT_BITS != open_at {
+            return None;
+        }
+        Some((base.count() + head.count()).saturating_add(amount) <= limit)
+    }
+
     /// The head and epoch, decoded, for the loom models' messages.
     #[cfg(quota_loom)]
     pub(crate) fn dump(&self) -> String {
@@ -755,18 +774,31 @@ impl<'a> Window<'a> {
 
     /// Counts of the ticks in the window at `tick`, oldest first, as
     /// `(tick, count)`; nothing if the head is a window or more behind.
+    #[inline]
     fn buckets_at(&self, tick: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
         let (head, head_tick) = self.load_head();
         let tick = tick.max(head_tick);
         let n = self.n();
         let oldest = tick.saturating_sub(n - 1);
-        let live = tick - head_tick < n;
-        (oldest..=tick)
-            .filter(move |&t| live && t <= head_tick)
-            .map(move |t| (t, self.count_of(head, head_tick, t)))
+        // Ticks after the head hold nothing yet; a head a window or more
+        // behind `tick` has expired with everything before it.
+        let end = if tick - head_tick < n {
+            head_tick + 1
+        } else {
+            oldest
+        };
+        (oldest..end).map(move |t| (t, self.count_of(head, head_tick, t)))
     }
 
-    /// Amount in the window at `now`, for usage reports. Never writes.
+    /// Amount in the window at `now`, for usage reports and refusals. Never
+    /// writes.
+    ///
+    /// Always summed from the buckets, never taken from the cached base: a
+    /// base published in a race with a roll-back can be high by the amount
+    /// rolled back until the next rotation (see [`Window::carry_base`]), which
+    /// is harmless in an admission (it errs towards refusing) but would be a
+    /// wrong report (the loom model of a roll-back racing a rotation catches
+    /// exactly that).
     pub(crate) fn used(&self, now: Now) -> u64 {
         self.buckets_at(now.tick)
             .fold(0u64, |acc, (_, c)| acc.saturating_add(c))
