@@ -76,9 +76,10 @@
 //! # Performance
 //!
 //! Enforcement by id is a foldhash of the id, one `papaya` lookup under an
-//! epoch guard, one quota snapshot (`arc-swap`), one clock read and, per rate
-//! window, a head load, the sum of its sealed slots (computed once per bucket
-//! and cached) and one compare-exchange.
+//! epoch guard, the three rate limits from a sequence-locked copy of the
+//! quotas (plain loads; the `arc-swap` cell stays the source of truth), one
+//! clock read and, per rate window, three loads (head, epoch, the cached sum
+//! of its sealed slots) and one compare-exchange.
 //! Nothing is allocated on admission or refusal. A tenant costs well under
 //! 1 KiB, everything included. `BENCHMARKS.md` has the numbers.
 //!

@@ -11,8 +11,9 @@
 //!   any synchronisation) that `suspend_tenant` returned sees `Suspended` in
 //!   every later admission. Admissions already past the check when the store
 //!   lands complete; they started before the suspension returned.
-//! - Quotas are read once per call from the [`QuotaCell`] (an `ArcSwap`
-//!   snapshot), so a call decides every quota from one version.
+//! - Quotas are read once per call from the [`QuotaCell`]: the rate limits
+//!   from its sequence-locked copy, the rest from an `ArcSwap` snapshot, so a
+//!   call decides every quota from one version.
 //! - Windows and counters document their own protocols (`window.rs`,
 //!   `counter.rs`).
 
