@@ -130,6 +130,7 @@ fn idle_for_2_pow_24_buckets_forgets_old_traffic() {
 /// array, filling the fields by position: `[]` loads silently as
 /// `Quotas::default()` and `[1048576, 10]` sets bytes/s and messages/s,
 /// without a field name in sight. (The same holds for `Tenant` and `Usage`.)
+#[cfg(feature = "serde")]
 #[test]
 fn quotas_json_must_be_an_object() {
     for text in ["[]", "[1048576, 10]"] {
