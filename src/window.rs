@@ -22,6 +22,13 @@
 //! for the last unit of room cannot both win: the second compare-exchange fails
 //! and re-decides from the first one's count.
 //!
+//! The slots' sum is not re-added on every call: it is cached per tick in a
+//! word stamped with the tick (the *base*), carried over by the thread that
+//! opens a tick one after the last, or summed by the first admission that
+//! finds it invalid. The common case, head open at `T`, epoch `T`, base valid
+//! for `T`, is [`WindowHead::admit_fast`]: three loads and the
+//! compare-exchange.
+//!
 //! # Rotation (the first writer of a new tick)
 //!
 //! A caller at a tick newer than the head's first *seals* the head
@@ -165,12 +172,14 @@ pub(crate) struct Refused {
 pub(crate) struct WindowHead {
     head: AtomicU64,
     epoch: AtomicU64,
-    /// The sum of the sealed slots for the head's tick, computed once per
-    /// tick by the first admission and reused by the rest: a [`Bucket`]
-    /// stamped with the tick it is valid for. The sealed flag marks it
-    /// invalid; every rotation, roll-back from a slot and clearing of slots
-    /// sets it, so a valid base always equals what summing the slots would
-    /// give.
+    /// The sum of the sealed slots for the head's tick: carried over by the
+    /// thread that opens the tick (see [`Window::carry_base`]) or else
+    /// summed by its first admission, and reused by the rest. A [`Bucket`]
+    /// stamped with the tick it is valid for; the sealed flag marks it
+    /// invalid. Every rotation, roll-back from a slot and clearing of slots
+    /// sets that flag, so a valid base equals what summing the slots would
+    /// give, or (after the race described at [`Window::carry_base`]) exceeds
+    /// it, which can only refuse.
     base: AtomicU64,
 }
 
@@ -585,11 +594,12 @@ impl<'a> Window<'a> {
     /// and only if that zeroed nothing (a zeroed slot may be one the prior
     /// base counted). The compare-exchange from the invalid base this thread
     /// stored fails if another thread published since. A roll-back or
-    /// clearing by another thread that lands between the load of the slot and the compare-exchange (the
-    /// invalid value is a constant, so it is not told apart) can only have
-    /// lowered a slot: the carried sum is then high by that amount until the
-    /// next rotation, and the window errs towards refusing, never past its
-    /// limit. The same holds of [`Window::publish_base`].
+    /// clearing by another thread that lands between the load of the slot
+    /// and the compare-exchange is not told apart (the invalid value is a
+    /// constant) and can only have lowered a slot: the carried sum is then
+    /// high by that amount until the next rotation, and the window errs
+    /// towards refusing, never past its limit. The same holds of
+    /// [`Window::publish_base`].
     #[cold]
     fn carry_base(&self, before: u64, sealed: u64, tick: u64) {
         let n = self.n();
