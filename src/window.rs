@@ -133,6 +133,13 @@ impl Bucket {
         Bucket((self.0 & !COUNT_MAX) | count)
     }
 
+    /// Whether this is an open (not sealed) bucket stamped `tick`: one
+    /// compare of the stamp and flag bits together.
+    #[inline(always)]
+    fn is_open_at(self, tick: u64) -> bool {
+        self.0 >> COUNT_BITS == (tick & STAMP_MASK) << 1
+    }
+
     /// Ticks between this bucket's stamp and `tick`, modulo 2^24.
     #[inline]
     fn age(self, tick: u64) -> u64 {
@@ -191,10 +198,7 @@ pub(crate) struct WindowHead {
 /// the same one or two cache lines.
 #[derive(Debug)]
 pub(crate) struct Window<'a> {
-    whole: &'a WindowHead,
-    head: &'a AtomicU64,
-    epoch: &'a AtomicU64,
-    base: &'a AtomicU64,
+    hot: &'a WindowHead,
     /// Everything ever sealed out of the head, less roll-backs taken from
     /// sealed slots: with the open head's count, the window's lifetime total
     /// (a monitoring counter that costs the hot path nothing).
@@ -228,22 +232,16 @@ impl WindowHead {
     /// nothing. `limit` is as for [`Window::try_admit`].
     #[inline(always)]
     pub(crate) fn admit_fast(&self, tick: u64, amount: u64, limit: u64) -> Fast {
-        // The stamp and sealed bits of a head (or base) open at `tick`.
-        let open_at = (tick & STAMP_MASK) << 1;
-        // Acquire, as in `Window::load_head`.
-        let head = Bucket(self.head.load(Ordering::Acquire));
-        if head.0 >> COUNT_BITS != open_at || self.epoch.load(Ordering::Acquire) != tick {
+        let Some(head) = self.head_open_at(tick) else {
             return Fast::Slow;
-        }
+        };
         let used = if limit == u64::MAX {
             0
         } else {
-            // Acquire, as in `Window::base_for`.
-            let base = Bucket(self.base.load(Ordering::Acquire));
-            if base.0 >> COUNT_BITS != open_at {
+            let Some(base) = self.base_valid_at(tick) else {
                 return Fast::Slow;
-            }
-            base.count() + head.count()
+            };
+            base + head.count()
         };
         if used.saturating_add(amount) > limit {
             return Fast::Refused(Refused { used });
@@ -270,17 +268,27 @@ impl WindowHead {
     /// nothing.
     #[inline]
     pub(crate) fn fits_fast(&self, tick: u64, amount: u64, limit: u64) -> Option<bool> {
-        let open_at = (tick & STAMP_MASK) << 1;
-        // Acquire, as in `admit_fast`.
+        let head = self.head_open_at(tick)?;
+        let base = self.base_valid_at(tick)?;
+        Some((base + head.count()).saturating_add(amount) <= limit)
+    }
+
+    /// The head, if it is open at `tick` and the epoch is `tick` (so the
+    /// 24-bit stamp cannot be a wrapped older tick).
+    #[inline(always)]
+    fn head_open_at(&self, tick: u64) -> Option<Bucket> {
+        // Acquire, as in `Window::load_head`.
         let head = Bucket(self.head.load(Ordering::Acquire));
-        if head.0 >> COUNT_BITS != open_at || self.epoch.load(Ordering::Acquire) != tick {
-            return None;
-        }
+        (head.is_open_at(tick) && self.epoch.load(Ordering::Acquire) == tick).then_some(head)
+    }
+
+    /// The cached base, if it is valid for `tick`.
+    #[inline(always)]
+    fn base_valid_at(&self, tick: u64) -> Option<u64> {
+        // Acquire: pairs with the compare-exchange that published it, whose
+        // thread read the slots after acquiring the head open at `tick`.
         let base = Bucket(self.base.load(Ordering::Acquire));
-        if base.0 >> COUNT_BITS != open_at {
-            return None;
-        }
-        Some((base.count() + head.count()).saturating_add(amount) <= limit)
+        base.is_open_at(tick).then(|| base.count())
     }
 
     /// The head and epoch, decoded, for the loom models' messages.
@@ -310,10 +318,7 @@ impl<'a> Window<'a> {
     ) -> Self {
         debug_assert!(n >= 1 && offset < stride && slots.len() as u64 == n * stride as u64);
         Window {
-            whole: head,
-            head: &head.head,
-            epoch: &head.epoch,
-            base: &head.base,
+            hot: head,
             archived,
             slots,
             stride,
@@ -342,11 +347,6 @@ impl<'a> Window<'a> {
     }
 
     #[inline]
-    fn head_of(&self) -> &'a WindowHead {
-        self.whole
-    }
-
-    #[inline]
     fn n(&self) -> u64 {
         self.n
     }
@@ -357,8 +357,8 @@ impl<'a> Window<'a> {
         // Acquire: pairs with the AcqRel compare-exchange that opened this
         // head, so the slots sealed before it, and the epoch raised before it,
         // are visible.
-        let head = Bucket(self.head.load(Ordering::Acquire));
-        let epoch = self.epoch.load(Ordering::Acquire);
+        let head = Bucket(self.hot.head.load(Ordering::Acquire));
+        let epoch = self.hot.epoch.load(Ordering::Acquire);
         let behind = epoch.wrapping_sub(head.stamp()) & STAMP_MASK;
         (head, epoch.wrapping_sub(behind))
     }
@@ -388,7 +388,7 @@ impl<'a> Window<'a> {
         amount: u64,
         limit: u64,
     ) -> Result<(u64, u64), Refused> {
-        match self.head_of().admit_fast(now.tick, amount, limit) {
+        match self.hot.admit_fast(now.tick, amount, limit) {
             Fast::Admitted(added) => Ok((now.tick, added)),
             Fast::Refused(refused) => Err(refused),
             Fast::Slow => self.admit_general(now, amount, limit),
@@ -436,7 +436,7 @@ impl<'a> Window<'a> {
             let next = head.with_count(count);
             // AcqRel: release publishes the count to later admissions and
             // helpers; acquire on failure re-reads a head whose slots we need.
-            match self.head.compare_exchange_weak(
+            match self.hot.head.compare_exchange_weak(
                 head.0,
                 next.0,
                 Ordering::AcqRel,
@@ -483,6 +483,7 @@ impl<'a> Window<'a> {
                 }
                 let next = head.with_count(head.count().saturating_sub(amount));
                 if self
+                    .hot
                     .head
                     .compare_exchange_weak(head.0, next.0, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
@@ -523,6 +524,7 @@ impl<'a> Window<'a> {
             // Seal it so its count is final; a failure means the head changed
             // and the caller re-reads it. AcqRel pairs with helpers' loads.
             if self
+                .hot
                 .head
                 .compare_exchange(head.0, head.sealed().0, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
@@ -543,7 +545,7 @@ impl<'a> Window<'a> {
         if current != target.0 {
             // Only write while the head is still this sealed bucket: once the
             // rotation is done the slot may be reused for a later tick.
-            if self.head.load(Ordering::Acquire) != head.0 {
+            if self.hot.head.load(Ordering::Acquire) != head.0 {
                 return;
             }
             // AcqRel: the release half is what the head compare-exchange below
@@ -558,14 +560,15 @@ impl<'a> Window<'a> {
         // Raise the epoch before the head can show the new stamp, so every
         // thread that sees the new head can expand its stamp (AcqRel; the
         // head compare-exchange below releases it again).
-        self.epoch.fetch_max(tick, Ordering::AcqRel);
+        self.hot.epoch.fetch_max(tick, Ordering::AcqRel);
         // No base computed for an earlier tick, or 2^24 ticks ago, may be
         // taken for the new one's. AcqRel: as `invalidate_base`, and the
         // acquire half makes the replaced base's sum visible for the carry.
-        let prior = Bucket(self.base.swap(INVALID_BASE, Ordering::AcqRel));
+        let prior = Bucket(self.hot.base.swap(INVALID_BASE, Ordering::AcqRel));
         let fresh = Bucket::new(tick, 0);
         // AcqRel: release publishes the slot written (or acquired) above.
         let opened = self
+            .hot
             .head
             .compare_exchange(head.0, fresh.0, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
@@ -577,8 +580,7 @@ impl<'a> Window<'a> {
             self.archived.fetch_add(head.count(), Ordering::Relaxed);
             let cleared = self.clear_stale(head_tick, tick);
             // A clearing lowered a slot the prior base may count: sum anew.
-            if !cleared && tick == head_tick + 1 && !prior.is_sealed() && prior.age(head_tick) == 0
-            {
+            if !cleared && tick == head_tick + 1 && prior.is_open_at(head_tick) {
                 self.carry_base(prior.count(), head.count(), tick);
             }
         }
@@ -617,7 +619,7 @@ impl<'a> Window<'a> {
         if sum < COUNT_MAX {
             // AcqRel: the release half pairs with the Acquire load in
             // `admit_fast` and `base_for`.
-            let _ = self.base.compare_exchange(
+            let _ = self.hot.base.compare_exchange(
                 INVALID_BASE,
                 Bucket::new(tick, sum).0,
                 Ordering::AcqRel,
@@ -715,10 +717,9 @@ impl<'a> Window<'a> {
     /// the cached base if it is valid for `tick`, else summed and published.
     #[inline]
     fn base_for(&self, tick: u64) -> u64 {
-        // Acquire: pairs with the publishing compare-exchange, whose thread
-        // summed the slots after acquiring the head open at `tick`.
-        let b = Bucket(self.base.load(Ordering::Acquire));
-        if !b.is_sealed() && b.age(tick) == 0 {
+        // Acquire, as in `WindowHead::base_valid_at`.
+        let b = Bucket(self.hot.base.load(Ordering::Acquire));
+        if b.is_open_at(tick) {
             return b.count();
         }
         self.publish_base(b, tick)
@@ -734,7 +735,7 @@ impl<'a> Window<'a> {
             // slots were being summed, in which case this sum may be stale.
             // AcqRel: the release half pairs with the Acquire load in
             // `base_for`.
-            let _ = self.base.compare_exchange(
+            let _ = self.hot.base.compare_exchange(
                 seen.0,
                 Bucket::new(tick, sum).0,
                 Ordering::AcqRel,
@@ -749,7 +750,7 @@ impl<'a> Window<'a> {
     fn invalidate_base(&self) {
         // Release: a thread that acquires the invalid base and then sums the
         // slots sees the slot write that preceded this store.
-        self.base.store(INVALID_BASE, Ordering::Release);
+        self.hot.base.store(INVALID_BASE, Ordering::Release);
     }
 
     /// Sum of the sealed slots 1 to n-1 ticks older than `tick` (the head's

@@ -19,7 +19,7 @@ use proptest::test_runner::FileFailurePersistence;
 use streambus_tenancy::{Quotas, TenantStatus, MAX_RATE_QUOTA};
 
 use model::diff::{invalid_ids, names, valid_ids, Call, Harness, Op};
-use model::{Held, BUCKET_MAX};
+use model::{Held, EDGE_AMOUNTS, ROUND_AMOUNTS};
 
 /// Window geometries: mostly valid, a few the builder must refuse.
 fn geometry() -> impl Strategy<Value = (Duration, usize)> {
@@ -47,15 +47,8 @@ fn geometry() -> impl Strategy<Value = (Duration, usize)> {
 fn amount() -> impl Strategy<Value = u64> {
     prop_oneof![
         6 => 0u64..=12,
-        3 => select(vec![0u64, 1, 99, 100, 101, 999, 1000, 1001, 10_000]),
-        1 => select(vec![
-            BUCKET_MAX - 1,
-            BUCKET_MAX,
-            BUCKET_MAX + 1,
-            u64::MAX / 2,
-            u64::MAX - 1,
-            u64::MAX,
-        ]),
+        3 => select(&ROUND_AMOUNTS[..]),
+        1 => select(&EDGE_AMOUNTS[..]),
         1 => any::<u64>(),
     ]
 }

@@ -11,7 +11,7 @@ use arbitrary::{Result, Unstructured};
 use streambus_tenancy::{QuotaType, Quotas, TenantStatus, MAX_RATE_QUOTA};
 
 use crate::model::diff::{invalid_ids, names, valid_ids, Call, Op};
-use crate::model::{Held, BUCKET_MAX};
+use crate::model::{Held, EDGE_AMOUNTS, ROUND_AMOUNTS};
 
 /// A window and bucket count: a known shape, or any numbers at all.
 pub fn geometry(u: &mut Unstructured<'_>) -> Result<(Duration, usize)> {
@@ -41,15 +41,8 @@ pub fn geometry(u: &mut Unstructured<'_>) -> Result<(Duration, usize)> {
 pub fn amount(u: &mut Unstructured<'_>) -> Result<u64> {
     Ok(match u.int_in_range(0u8..=10)? {
         0..=5 => u.int_in_range(0..=12)?,
-        6 | 7 => *u.choose(&[0, 1, 99, 100, 101, 999, 1000, 1001, 10_000])?,
-        8 => *u.choose(&[
-            BUCKET_MAX - 1,
-            BUCKET_MAX,
-            BUCKET_MAX + 1,
-            u64::MAX / 2,
-            u64::MAX - 1,
-            u64::MAX,
-        ])?,
+        6 | 7 => *u.choose(&ROUND_AMOUNTS)?,
+        8 => *u.choose(&EDGE_AMOUNTS)?,
         _ => u.arbitrary()?,
     })
 }

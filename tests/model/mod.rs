@@ -44,6 +44,18 @@ use streambus_tenancy::{
 
 /// Largest amount one bucket holds (the engine's documented saturation).
 pub const BUCKET_MAX: u64 = MAX_RATE_QUOTA as u64;
+/// Amounts the generators (proptest and the fuzz targets) favour: round
+/// numbers on either side of the round quotas they also draw...
+pub const ROUND_AMOUNTS: [u64; 9] = [0, 1, 99, 100, 101, 999, 1000, 1001, 10_000];
+/// ...and the edges of a bucket and of `u64`.
+pub const EDGE_AMOUNTS: [u64; 6] = [
+    BUCKET_MAX - 1,
+    BUCKET_MAX,
+    BUCKET_MAX + 1,
+    u64::MAX / 2,
+    u64::MAX - 1,
+    u64::MAX,
+];
 /// Rate quota types, in the order a call checks them.
 pub const RATES: [QuotaType; 3] = [
     QuotaType::BytesPerSecond,
