@@ -405,6 +405,9 @@ impl<'a> Window<'a> {
         limit: u64,
     ) -> Result<(u64, u64), Refused> {
         debug_assert!(limit == u64::MAX || limit <= COUNT_MAX);
+        if let Some(outcome) = self.rotate_one(now.tick, amount, limit) {
+            return outcome;
+        }
         loop {
             let (head, head_tick) = self.load_head();
             if head_tick > now.tick {
@@ -446,6 +449,143 @@ impl<'a> Window<'a> {
                 Err(_) => continue,
             }
         }
+    }
+
+    /// The common rotation, done in one pass: the head is open at `tick - 1`
+    /// (the epoch says so too) and the call is the first of `tick`. Seals the
+    /// head, archives its count, opens `tick`, carries the base and admits,
+    /// each step once, with the values the earlier steps already read.
+    ///
+    /// It makes the same writes, in the same order and with the same
+    /// orderings, as one pass of the general loop through
+    /// [`Window::advance`] followed by its admission, less two: the base is
+    /// not set invalid before the opening (a base stamped `tick - 1` is not
+    /// valid at `tick` anyway; the carry replaces it by compare-exchange from
+    /// the value read before the seal, so a roll-back's invalidation in
+    /// between makes the carry fail), and the slot is not re-checked against
+    /// the head before its write (the slot was read while the head was open
+    /// at `tick - 1`, and the seal succeeding proves no rotation came in
+    /// between, so the compare-exchange from that value can only succeed
+    /// for this rotation's archive).
+    ///
+    /// `None` when the state is anything else or a step finds another
+    /// thread's work: the general loop then takes over from whatever state
+    /// the window is in (every step here is one it would help with).
+    #[inline]
+    fn rotate_one(
+        &self,
+        tick: u64,
+        amount: u64,
+        limit: u64,
+    ) -> Option<Result<(u64, u64), Refused>> {
+        let from = tick.checked_sub(1)?;
+        // Acquire, as in `Window::load_head`.
+        let head = Bucket(self.hot.head.load(Ordering::Acquire));
+        if !head.is_open_at(from) || self.hot.epoch.load(Ordering::Acquire) != from {
+            return None;
+        }
+        // Acquire, as in `WindowHead::base_valid_at`.
+        let prior = Bucket(self.hot.base.load(Ordering::Acquire));
+        let n = self.n();
+        let index = from % n;
+        let archive = self.slot(index);
+        // Acquire, as in `Window::advance`.
+        let before = archive.load(Ordering::Acquire);
+        // Seal (AcqRel, as in `Window::advance`).
+        let sealed = head.sealed();
+        self.hot
+            .head
+            .compare_exchange(head.0, sealed.0, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        let target = Bucket::new(from, head.count()).sealed();
+        if before != target.0 {
+            // AcqRel, as in `Window::advance`. A failure means a helper
+            // archived first (or the slot moved): let the general loop go on.
+            archive
+                .compare_exchange(before, target.0, Ordering::AcqRel, Ordering::Acquire)
+                .ok()?;
+        }
+        // AcqRel, as in `Window::advance`. Every other raise is to a tick
+        // of at least `tick`, so a failure leaves the epoch at or past it.
+        let _ = self
+            .hot
+            .epoch
+            .compare_exchange(from, tick, Ordering::AcqRel, Ordering::Relaxed);
+        if !prior.is_open_at(from) && prior.0 != INVALID_BASE {
+            // A base stamped with an older tick (never summed since, as in
+            // an unlimited window): set it invalid before the opening, so
+            // no stamp 2^24 ticks old can read as valid for `tick`.
+            self.invalidate_base();
+        }
+        let fresh = Bucket::new(tick, 0);
+        // AcqRel, as in `Window::advance`.
+        self.hot
+            .head
+            .compare_exchange(sealed.0, fresh.0, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        // The opener archives the count into the total (Relaxed: a
+        // monitoring total, ordered by nothing).
+        self.archived.fetch_add(head.count(), Ordering::Relaxed);
+        // The one-tick clearing of `clear_stale`: the slot of `tick` must
+        // hold nothing or exactly tick `tick - n`, which leaves the window.
+        let leaving_slot = self.slot(if index + 1 == n { 0 } else { index + 1 });
+        let s = Bucket(leaving_slot.load(Ordering::Acquire));
+        let leaving = if s.age(tick) == n & STAMP_MASK {
+            s.count()
+        } else if s.count() == 0 {
+            0
+        } else {
+            // A left-over: clear it, and let the general loop sum anew.
+            self.clear_slot(leaving_slot, tick, Some(tick));
+            return None;
+        };
+        let mut base = None;
+        if prior.is_open_at(from) {
+            let sum = prior
+                .count()
+                .saturating_add(head.count())
+                .saturating_sub(leaving);
+            if sum < COUNT_MAX {
+                // AcqRel, as in `Window::carry_base`.
+                if self
+                    .hot
+                    .base
+                    .compare_exchange(
+                        prior.0,
+                        Bucket::new(tick, sum).0,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    base = Some(sum);
+                }
+            }
+        }
+        // The admission, on the head just opened.
+        let used = if limit == u64::MAX {
+            0
+        } else {
+            base.unwrap_or_else(|| self.base_for(tick))
+        };
+        if used.saturating_add(amount) > limit {
+            return Some(Err(Refused { used }));
+        }
+        if amount == 0 {
+            return Some(Ok((tick, 0)));
+        }
+        let count = amount.min(COUNT_MAX);
+        // AcqRel, as in the general loop.
+        self.hot
+            .head
+            .compare_exchange(
+                fresh.0,
+                fresh.with_count(count).0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .ok()?;
+        Some(Ok((tick, count)))
     }
 
     /// Counts `amount` without a limit (saturating at [`COUNT_MAX`] per

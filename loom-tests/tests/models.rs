@@ -98,6 +98,41 @@ fn window_clear_races_archive() {
     });
 }
 
+/// Model 1c: the one-pass rotation (`Window::rotate_one`: seal, archive,
+/// open, carry the base, admit) races an admission whose clock still reads
+/// the old tick. Whichever goes first, the window at the new tick never holds
+/// more than its limit, exactly one of the two fits, and its amount is
+/// counted once, in the tick it was admitted in.
+#[test]
+fn window_rotate_one_races_stale_admission() {
+    model(3, || {
+        let w = Arc::new(LoomWindow::new(2));
+        // Tick 0 holds 2 of a limit of 4; tick 1's window still counts it.
+        assert_eq!(w.try_admit(0, 2, 4), Ok(0));
+        let stale = {
+            let w = w.clone();
+            thread::spawn(move || w.try_admit(0, 1, 4))
+        };
+        let rotating = {
+            let w = w.clone();
+            thread::spawn(move || w.try_admit(1, 2, 4))
+        };
+        let a = stale.join().unwrap();
+        let b = rotating.join().unwrap();
+        assert!(a.is_ok() != b.is_ok(), "exactly one fits: {a:?} {b:?} {}", w.dump());
+        let (won, tick) = match (a, b) {
+            (Ok(t), _) => (1, t),
+            (_, Ok(t)) => (2, t),
+            _ => unreachable!(),
+        };
+        assert_eq!(w.used(1), 2 + won, "{}", w.dump());
+        assert!(w.used(1) <= 4);
+        // At tick 2 only what was counted in tick 1 is left.
+        assert_eq!(w.used(2), if tick == 1 { won } else { 0 }, "{}", w.dump());
+        assert_eq!(w.total(), 2 + won);
+    });
+}
+
 /// Model 2: three threads race for a window with room for exactly one.
 /// Exactly one wins, and the window then holds exactly the limit.
 #[test]
