@@ -6,6 +6,9 @@
 //! - `enforce_hot`: `enforce_produce_quota` by id on one tenant, one thread;
 //! - `enforce_spread`: the same over 10k and 100k tenants, ids precomputed and
 //!   visited in a shuffled order;
+//! - `enforce_cold`: 100k tenants, every call in a new bucket for its tenant
+//!   (ours on a mock clock moved a bucket per pass);
+//! - `enforce_zipf`: a Zipf(1.0) mix over 100k tenants, real clock;
 //! - `enforce_tracker`: through the cached per-tenant handle;
 //! - `refusal`: a tenant over its bytes quota (our engine on a frozen mock
 //!   clock, so the window never frees), beside an admission on the same mock
@@ -176,6 +179,98 @@ fn enforce_spread(c: &mut Criterion) {
             b.iter(|| call::governor_keyed(&gov, ids.next()))
         });
     }
+    g.finish();
+}
+
+/// Tenants in the cold case: 100k, each visited once per pass.
+const COLD_TENANTS: usize = 100_000;
+
+/// 100k tenants, every call in a new bucket for its tenant: our engine on a
+/// mock clock moved one bucket forward after every pass over the tenants,
+/// so each call finds its tenant's windows one bucket behind (deterministic,
+/// whatever the machine's speed). governor has no buckets (its cost does not
+/// depend on how long ago a key was touched) and the seed port reads
+/// `Instant::now()`: both run the same pass on the real clock, where at
+/// their speed a pass takes longer than a bucket, so the seed port rotates
+/// on every call too.
+fn enforce_cold(c: &mut Criterion) {
+    let n = COLD_TENANTS;
+    let ids = shuffled_ids(n);
+    let (ours, mock) = ours_mock(n, roomy_quotas());
+    let seed = common::seed(n, roomy_quotas());
+    let gov = governor_keyed(n, governor_roomy_quota());
+    assert_admits("ours", n, |i| {
+        ours.enforce_produce_quota(&ids[i], MSG_BYTES, 1).is_ok()
+    });
+    assert_admits("seed", n, |i| {
+        seed.enforce_produce_quota(&ids[i], BYTES_I64, 1).is_ok()
+    });
+    assert_admits("governor", n, |i| {
+        matches!(gov.check_key_n(&ids[i], gov_n()), Ok(Ok(_)))
+    });
+    let bucket = Duration::from_millis(100);
+    let mut g = c.benchmark_group("enforce_cold");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(BenchmarkId::new("ours", n), |b| {
+        let mut next = 0;
+        b.iter(|| {
+            if next == 0 {
+                mock.increment(bucket);
+            }
+            let r = call::ours_produce(&ours, &ids[next]);
+            next += 1;
+            if next == ids.len() {
+                next = 0;
+            }
+            r
+        })
+    });
+    g.bench_function(BenchmarkId::new("seed", n), |b| {
+        let mut ids = Cycle::new(&ids);
+        b.iter(|| call::seed_produce(&seed, ids.next()))
+    });
+    g.bench_function(BenchmarkId::new("governor", n), |b| {
+        let mut ids = Cycle::new(&ids);
+        b.iter(|| call::governor_keyed(&gov, ids.next()))
+    });
+    g.finish();
+    // Every call was admitted (the quotas are roomy), and ours rotated: the
+    // windows now hold one pass's worth at most.
+    assert!(ours.enforce_produce_quota(&ids[0], MSG_BYTES, 1).is_ok());
+}
+
+/// A Zipf(1.0) mix over 100k tenants on the real clock: a precomputed
+/// sequence of 1M ids, the few popular tenants hot in cache and within
+/// their bucket, the long tail cold and behind.
+fn enforce_zipf(c: &mut Criterion) {
+    let n = COLD_TENANTS;
+    let seq = zipf_ids(n, 1_000_000);
+    let ours = common::ours(n, roomy_quotas());
+    let seed = common::seed(n, roomy_quotas());
+    let gov = governor_keyed(n, governor_roomy_quota());
+    assert_admits("ours", seq.len(), |i| {
+        ours.enforce_produce_quota(&seq[i], MSG_BYTES, 1).is_ok()
+    });
+    assert_admits("seed", seq.len(), |i| {
+        seed.enforce_produce_quota(&seq[i], BYTES_I64, 1).is_ok()
+    });
+    assert_admits("governor", seq.len(), |i| {
+        matches!(gov.check_key_n(&seq[i], gov_n()), Ok(Ok(_)))
+    });
+    let mut g = c.benchmark_group("enforce_zipf");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(BenchmarkId::new("ours", n), |b| {
+        let mut ids = Cycle::new(&seq);
+        b.iter(|| call::ours_produce(&ours, ids.next()))
+    });
+    g.bench_function(BenchmarkId::new("seed", n), |b| {
+        let mut ids = Cycle::new(&seq);
+        b.iter(|| call::seed_produce(&seed, ids.next()))
+    });
+    g.bench_function(BenchmarkId::new("governor", n), |b| {
+        let mut ids = Cycle::new(&seq);
+        b.iter(|| call::governor_keyed(&gov, ids.next()))
+    });
     g.finish();
 }
 
@@ -462,6 +557,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = enforce_hot, enforce_spread, enforce_tracker, refusal, connection, contention, floor
+    targets = enforce_hot, enforce_spread, enforce_cold, enforce_zipf, enforce_tracker, refusal, connection, contention, floor
 }
 criterion_main!(benches);

@@ -265,6 +265,92 @@ fn enforce_spread_governor(f: &'static Spread<DefaultKeyedRateLimiter<String>>) 
     }
 }
 
+// ----- 100k tenants, every call in a new bucket; a Zipf mix ------------------
+
+// `enforce_cold`: every tenant warm, then the mock clock one bucket on, so
+// each measured call rotates its tenant's windows (the same fixture as
+// `warm_next_bucket` above, under the name the criterion group has). The
+// baselines have no buckets to rotate (governor) or rotate on the real clock
+// anyway under valgrind (the seed port): their spread fixtures.
+#[library_benchmark]
+#[bench::ours(ours_spread_mock(std::time::Duration::from_millis(100)))]
+fn enforce_cold_ours(f: &'static Spread<Manager>) {
+    for id in &f.ids[SPREAD - OPS..] {
+        let _ = black_box(call::ours_produce(&f.imp, black_box(id)));
+    }
+}
+
+#[library_benchmark]
+#[bench::seed(seed_spread())]
+fn enforce_cold_seed(f: &'static Spread<SeedManager>) {
+    for id in &f.ids[SPREAD - OPS..] {
+        let _ = black_box(call::seed_produce(&f.imp, black_box(id)));
+    }
+}
+
+#[library_benchmark]
+#[bench::governor(gov_spread())]
+fn enforce_cold_governor(f: &'static Spread<DefaultKeyedRateLimiter<String>>) {
+    for id in &f.ids[SPREAD - OPS..] {
+        let _ = black_box(call::governor_keyed(&f.imp, black_box(id)));
+    }
+}
+
+/// Calls of the Zipf sequence replayed before the measured `OPS`.
+const ZIPF_WARM: usize = 200_000;
+
+/// A Zipf(1.0) sequence over the spread's tenants, replayed once (real
+/// clock) before the measured tail.
+fn zipf_fixture<T>(imp: T, mut touch: impl FnMut(&T, &str)) -> &'static Spread<T> {
+    let ids = zipf_ids(SPREAD, ZIPF_WARM + OPS);
+    for id in &ids[..ZIPF_WARM] {
+        touch(&imp, id);
+    }
+    Box::leak(Box::new(Spread { imp, ids }))
+}
+
+fn ours_zipf() -> &'static Spread<Manager> {
+    zipf_fixture(common::ours(SPREAD, roomy_quotas()), |m, id| {
+        m.enforce_produce_quota(id, MSG_BYTES, 1).unwrap()
+    })
+}
+
+fn seed_zipf() -> &'static Spread<SeedManager> {
+    zipf_fixture(common::seed(SPREAD, roomy_quotas()), |m, id| {
+        m.enforce_produce_quota(id, BYTES_I64, 1).unwrap()
+    })
+}
+
+fn gov_zipf() -> &'static Spread<DefaultKeyedRateLimiter<String>> {
+    zipf_fixture(governor_keyed(SPREAD, governor_roomy_quota()), |g, id| {
+        let _ = g.check_key_n(&id.to_owned(), gov_n());
+    })
+}
+
+#[library_benchmark]
+#[bench::ours(ours_zipf())]
+fn enforce_zipf_ours(f: &'static Spread<Manager>) {
+    for id in &f.ids[ZIPF_WARM..] {
+        let _ = black_box(call::ours_produce(&f.imp, black_box(id)));
+    }
+}
+
+#[library_benchmark]
+#[bench::seed(seed_zipf())]
+fn enforce_zipf_seed(f: &'static Spread<SeedManager>) {
+    for id in &f.ids[ZIPF_WARM..] {
+        let _ = black_box(call::seed_produce(&f.imp, black_box(id)));
+    }
+}
+
+#[library_benchmark]
+#[bench::governor(gov_zipf())]
+fn enforce_zipf_governor(f: &'static Spread<DefaultKeyedRateLimiter<String>>) {
+    for id in &f.ids[ZIPF_WARM..] {
+        let _ = black_box(call::governor_keyed(&f.imp, black_box(id)));
+    }
+}
+
 // ----- enforce via the cached handle ----------------------------------------
 
 #[library_benchmark]
@@ -364,6 +450,14 @@ library_benchmark_group!(
     benchmarks = spread_ids_baseline, enforce_spread_ours, enforce_spread_seed, enforce_spread_governor
 );
 library_benchmark_group!(
+    name = enforce_cold;
+    benchmarks = enforce_cold_ours, enforce_cold_seed, enforce_cold_governor
+);
+library_benchmark_group!(
+    name = enforce_zipf;
+    benchmarks = enforce_zipf_ours, enforce_zipf_seed, enforce_zipf_governor
+);
+library_benchmark_group!(
     name = enforce_tracker;
     benchmarks = enforce_tracker_ours, enforce_tracker_seed, enforce_tracker_governor
 );
@@ -380,6 +474,8 @@ main!(
     library_benchmark_groups = baseline,
     enforce_by_id,
     enforce_spread,
+    enforce_cold,
+    enforce_zipf,
     enforce_tracker,
     refusal,
     connection

@@ -46,6 +46,30 @@ pub fn shuffled_ids(n: usize) -> Vec<String> {
     ids
 }
 
+/// `len` tenant ids drawn from a Zipf(1.0) law over `n` tenants (the tenant
+/// of rank `k` drawn with weight `1/k`), ranks mapped to ids in a shuffled
+/// order so that the popular tenants are not neighbours in memory.
+/// Deterministic (fixed seed), precomputed so that drawing costs the
+/// measured loop nothing.
+pub fn zipf_ids(n: usize, len: usize) -> Vec<String> {
+    use rand::Rng;
+    let ids = shuffled_ids(n);
+    let mut cumulative = Vec::with_capacity(n);
+    let mut total = 0.0f64;
+    for k in 1..=n {
+        total += 1.0 / k as f64;
+        cumulative.push(total);
+    }
+    let mut rng = StdRng::seed_from_u64(0x21bf_0001);
+    (0..len)
+        .map(|_| {
+            let u = rng.random::<f64>() * total;
+            let rank = cumulative.partition_point(|&c| c < u).min(n - 1);
+            ids[rank].clone()
+        })
+        .collect()
+}
+
 /// Limited quotas that a bench never reaches.
 pub fn roomy_quotas() -> Quotas {
     Quotas {
