@@ -7,10 +7,12 @@
 //!
 //! Time is always injected: the manager is handed a [`quanta::Clock`]
 //! (`quanta::Clock::mock()` in tests), and nothing in the engine calls
-//! `Instant::now()`. Under `--cfg quota_loom` the clock is a plain tick counter
-//! that a model advances by hand.
+//! `Instant::now()`. Under `--cfg quota_loom` the time source is a plain tick
+//! counter that a model advances by hand (see [`TimeSource`]).
 
 use std::time::Duration;
+
+use crate::sync::TimeSource;
 
 /// Shape of every rate window of one manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,22 +105,20 @@ pub(crate) struct Now {
     pub(crate) nanos: u64,
 }
 
-/// The manager's clock: a `quanta::Clock` and the origin ticks count from.
-#[cfg(not(quota_loom))]
+/// The manager's clock: where time is read from, and the window geometry
+/// readings are turned into ticks with.
 #[derive(Debug)]
 pub(crate) struct TickClock {
-    clock: quanta::Clock,
-    origin: u64,
+    source: TimeSource,
     geometry: Geometry,
 }
 
-#[cfg(not(quota_loom))]
 impl TickClock {
-    pub(crate) fn new(clock: quanta::Clock, geometry: Geometry) -> TickClock {
-        let origin = clock.raw();
+    /// Time from `clock` (`quanta::Clock::new()` if `None`; under
+    /// `--cfg quota_loom` a tick counter instead), ticks counted from now.
+    pub(crate) fn new(clock: Option<quanta::Clock>, geometry: Geometry) -> TickClock {
         TickClock {
-            clock,
-            origin,
+            source: TimeSource::new(clock),
             geometry,
         }
     }
@@ -126,7 +126,7 @@ impl TickClock {
     /// Reads the clock once.
     #[inline]
     pub(crate) fn now(&self) -> Now {
-        let nanos = self.clock.delta_as_nanos(self.origin, self.clock.raw());
+        let nanos = self.source.nanos(self.geometry.bucket_nanos);
         Now {
             tick: nanos / self.geometry.bucket_nanos,
             nanos,
@@ -137,43 +137,10 @@ impl TickClock {
     pub(crate) fn geometry(&self) -> &Geometry {
         &self.geometry
     }
-}
 
-/// Loom stand-in: a tick counter the model advances with [`TickClock::advance`].
-#[cfg(quota_loom)]
-#[derive(Debug)]
-pub(crate) struct TickClock {
-    tick: crate::sync::AtomicU64,
-    geometry: Geometry,
-}
-
-#[cfg(quota_loom)]
-impl TickClock {
-    pub(crate) fn new(geometry: Geometry) -> TickClock {
-        TickClock {
-            tick: crate::sync::AtomicU64::new(0),
-            geometry,
-        }
-    }
-
-    #[inline]
-    pub(crate) fn now(&self) -> Now {
-        // The models read time like any other shared value; SeqCst keeps the
-        // clock itself out of the orderings being verified.
-        let tick = self.tick.load(crate::sync::Ordering::SeqCst);
-        Now {
-            tick,
-            nanos: tick * self.geometry.bucket_nanos,
-        }
-    }
-
-    /// Moves time forward by whole buckets.
+    /// Moves the loom stand-in clock forward by whole buckets.
+    #[cfg(quota_loom)]
     pub(crate) fn advance(&self, buckets: u64) {
-        self.tick.fetch_add(buckets, crate::sync::Ordering::SeqCst);
-    }
-
-    #[inline]
-    pub(crate) fn geometry(&self) -> &Geometry {
-        &self.geometry
+        self.source.advance(buckets);
     }
 }

@@ -109,6 +109,7 @@ pub mod loom_api;
 mod manager;
 mod permit;
 mod quotas;
+mod rate_copy;
 mod registry;
 mod sync;
 mod tenant;

@@ -1,12 +1,11 @@
 //! The manager: tenant lifecycle over the registry, and enforcement by id.
 
 use std::collections::BTreeMap;
-use std::sync::Arc as StdArc;
 use std::time::{Duration, SystemTime};
 
 use crate::clock::{Geometry, TickClock};
 use crate::registry::Registry;
-use crate::sync::Arc;
+use crate::sync::{Arc, StdArc};
 use crate::tenant::{validate_name, validate_tenant_id, TenantInfo};
 use crate::tracker::{utilization, Held, QuotaTracker};
 use crate::{Error, Permit, QuotaType, Quotas, Tenant, TenantStats, TenantStatus, Usage};
@@ -105,13 +104,7 @@ impl ManagerBuilder {
     /// the window does not split into equal whole-nanosecond buckets.
     pub fn try_build(self) -> Result<Manager, Error> {
         let geometry = Geometry::new(self.window, self.buckets).map_err(Error::InvalidConfig)?;
-        #[cfg(not(quota_loom))]
-        let clock = TickClock::new(self.clock.unwrap_or_default(), geometry);
-        #[cfg(quota_loom)]
-        let clock = {
-            let _ = self.clock;
-            TickClock::new(geometry)
-        };
+        let clock = TickClock::new(self.clock, geometry);
         Ok(Manager {
             registry: Registry::new(self.capacity),
             clock: StdArc::new(clock),

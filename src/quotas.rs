@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::rate_copy::RateCopy;
+use crate::sync::{Snapshot, SwapCell};
 use crate::window::COUNT_MAX;
 
 /// The value of a quota field that means "no limit".
@@ -311,75 +312,48 @@ impl fmt::Display for QuotaType {
 
 /// The cell a tracker's quotas live in: swapped whole, read whole.
 ///
-/// The quotas themselves sit in an `arc_swap::ArcSwap` (a loom
-/// `RwLock<Arc<_>>` under `--cfg quota_loom`, so the models see the swap as a
-/// synchronisation point). Beside them, the three rate quotas are copied
-/// under a sequence lock, so that the produce path reads the limits it needs
-/// with four plain loads instead of an `ArcSwap` guard.
-///
-/// # The rate copy (a sequence lock over atomics)
-///
-/// A writer takes the sequence from even to odd (compare-exchange, so
-/// writers exclude each other), swaps the quotas in, stores the three rates
-/// with `Release`, and stores the next even sequence with `Release`. A reader
-/// loads the sequence (`Acquire`), the three rates (`Acquire`, so the second
-/// sequence load cannot move before them) and the sequence again; if the two
-/// agree and are even, the rates all come from the write that published that
-/// sequence. (If a rate came from a later write, that write's odd sequence
-/// store happens before the rate load, by the `Release`/`Acquire` pair on the
-/// rate, so the second sequence load reads at least it and the check fails.)
-/// Otherwise, a write being under way, the reader takes the rates from the
-/// `ArcSwap`, which is whole by construction. Readers therefore never wait
-/// for a writer: the hot path stays lock-free even if a writer is preempted
-/// in the middle of its write.
+/// The quotas themselves sit in a [`SwapCell`] (an `ArcSwap`). Beside them,
+/// the three rate quotas are copied under a sequence lock ([`RateCopy`]), so
+/// that the produce path reads the limits it needs with four plain loads
+/// instead of an `ArcSwap` guard; a reader that finds a write under way
+/// takes them from the `ArcSwap`, which is whole by construction.
 #[derive(Debug)]
 pub(crate) struct QuotaCell {
-    whole: Whole,
-    seq: AtomicU64,
-    /// `max_bytes_per_second`, `max_messages_per_second`,
-    /// `max_requests_per_second`, as `i64` bit patterns.
-    rates: [AtomicU64; 3],
+    whole: SwapCell<Quotas>,
+    rates: RateCopy,
 }
+
+/// A snapshot of a tracker's quotas.
+pub(crate) type QuotasSnapshot = Snapshot<Quotas>;
 
 impl QuotaCell {
     pub(crate) fn new(quotas: Quotas) -> QuotaCell {
         QuotaCell {
-            rates: rates_of(&quotas).map(|r| AtomicU64::new(r as u64)),
-            whole: Whole::new(quotas),
-            seq: AtomicU64::new(0),
+            rates: RateCopy::new(rates_of(&quotas)),
+            whole: SwapCell::new(quotas),
         }
     }
 
     /// A consistent snapshot of every quota; never allocates.
     #[inline]
-    pub(crate) fn load(&self) -> Snapshot {
+    pub(crate) fn load(&self) -> QuotasSnapshot {
         self.whole.load()
     }
 
     /// A copy of the quotas in force.
     pub(crate) fn get(&self) -> Quotas {
-        self.whole.get()
+        let snapshot = self.whole.load();
+        let quotas: &Quotas = &snapshot;
+        *quotas
     }
 
     /// The three rate quotas (bytes, messages, requests per second) of one
     /// version of the quotas, read without a guard.
     #[inline]
     pub(crate) fn rates(&self) -> [i64; 3] {
-        // Acquire: pairs with the writer's closing Release store, so the
-        // rates it published are visible.
-        let before = self.seq.load(Ordering::Acquire);
-        // Acquire: pairs with the Release rate stores (see the type's docs)
-        // and keeps the second sequence load after these.
-        let rates = [
-            self.rates[0].load(Ordering::Acquire) as i64,
-            self.rates[1].load(Ordering::Acquire) as i64,
-            self.rates[2].load(Ordering::Acquire) as i64,
-        ];
-        let after = self.seq.load(Ordering::Relaxed);
-        if before == after && before & 1 == 0 {
-            rates
-        } else {
-            self.rates_whole()
+        match self.rates.read() {
+            Some(rates) => rates,
+            None => self.rates_whole(),
         }
     }
 
@@ -391,34 +365,8 @@ impl QuotaCell {
 
     /// Swaps `quotas` in; every call that starts after this returns sees them.
     pub(crate) fn store(&self, quotas: Quotas) {
-        // Take the sequence from even to odd: writers exclude each other (an
-        // admin path; readers never wait for it).
-        let mut seq = self.seq.load(Ordering::Relaxed);
-        loop {
-            if seq & 1 == 0 {
-                // Acquire: the previous writer's stores come before ours.
-                match self.seq.compare_exchange_weak(
-                    seq,
-                    seq + 1,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break,
-                    Err(actual) => seq = actual,
-                }
-            } else {
-                crate::sync::spin_loop();
-                seq = self.seq.load(Ordering::Relaxed);
-            }
-        }
-        let rates = rates_of(&quotas);
-        self.whole.store(quotas);
-        for (cell, rate) in self.rates.iter().zip(rates) {
-            // Release: carries the odd sequence to any reader of this rate.
-            cell.store(rate as u64, Ordering::Release);
-        }
-        // Release: publishes the rates to readers that acquire this sequence.
-        self.seq.store(seq + 2, Ordering::Release);
+        self.rates
+            .write(rates_of(&quotas), || self.whole.store(quotas));
     }
 }
 
@@ -428,60 +376,6 @@ fn rates_of(q: &Quotas) -> [i64; 3] {
         q.max_messages_per_second,
         q.max_requests_per_second,
     ]
-}
-
-/// The whole quotas: an `ArcSwap`, or under loom an `RwLock<Arc<_>>`.
-#[cfg(not(quota_loom))]
-#[derive(Debug)]
-struct Whole(arc_swap::ArcSwap<Quotas>);
-
-#[cfg(not(quota_loom))]
-pub(crate) type Snapshot = arc_swap::Guard<std::sync::Arc<Quotas>>;
-#[cfg(quota_loom)]
-pub(crate) type Snapshot = crate::sync::Arc<Quotas>;
-
-#[cfg(not(quota_loom))]
-impl Whole {
-    fn new(quotas: Quotas) -> Whole {
-        Whole(arc_swap::ArcSwap::from_pointee(quotas))
-    }
-
-    #[inline]
-    fn load(&self) -> Snapshot {
-        self.0.load()
-    }
-
-    fn get(&self) -> Quotas {
-        **self.0.load()
-    }
-
-    fn store(&self, quotas: Quotas) {
-        self.0.store(std::sync::Arc::new(quotas));
-    }
-}
-
-#[cfg(quota_loom)]
-#[derive(Debug)]
-struct Whole(crate::sync::RwLock<crate::sync::Arc<Quotas>>);
-
-#[cfg(quota_loom)]
-impl Whole {
-    fn new(quotas: Quotas) -> Whole {
-        Whole(crate::sync::RwLock::new(crate::sync::Arc::new(quotas)))
-    }
-
-    #[inline]
-    fn load(&self) -> Snapshot {
-        self.0.read().unwrap().clone()
-    }
-
-    fn get(&self) -> Quotas {
-        *self.load()
-    }
-
-    fn store(&self, quotas: Quotas) {
-        *self.0.write().unwrap() = crate::sync::Arc::new(quotas);
-    }
 }
 
 #[cfg(feature = "serde")]

@@ -17,7 +17,7 @@
 //! - Windows and counters document their own protocols (`window.rs`,
 //!   `counter.rs`).
 
-use std::sync::Arc;
+use crate::sync::StdArc;
 use std::time::Duration;
 
 use crate::clock::{Now, TickClock};
@@ -76,14 +76,14 @@ impl Held {
 #[repr(C)]
 pub struct QuotaTracker {
     state: AtomicU8,
-    clock: Arc<TickClock>,
+    clock: StdArc<TickClock>,
     quotas: QuotaCell,
     heads: [WindowHead; 3],
     // ---- 128 bytes: the rest is read on rotations, counts and reports.
     /// Each window's lifetime total less its open head (see `Window`).
     archived: [AtomicU64; 3],
     slots: Slots,
-    id: Arc<str>,
+    id: StdArc<str>,
     counts: [Counter; 6],
     storage: Counter,
     /// Refusals by `QuotaType` index (`QuotaType::ALL` order), then one slot
@@ -104,9 +104,9 @@ impl std::fmt::Debug for QuotaTracker {
 
 impl QuotaTracker {
     pub(crate) fn new(
-        id: Arc<str>,
+        id: StdArc<str>,
         quotas: Quotas,
-        clock: Arc<TickClock>,
+        clock: StdArc<TickClock>,
         info: TenantInfo,
     ) -> QuotaTracker {
         let n = clock.geometry().buckets as usize;
@@ -140,7 +140,7 @@ impl QuotaTracker {
         self.quotas.get()
     }
 
-    pub(crate) fn id_arc(&self) -> &Arc<str> {
+    pub(crate) fn id_arc(&self) -> &StdArc<str> {
         &self.id
     }
 
@@ -216,7 +216,7 @@ impl QuotaTracker {
         // Relaxed: a monitoring counter, ordered by nothing.
         self.refusals[quota_type.index()].fetch_add(1, Ordering::Relaxed);
         Error::QuotaExceeded(QuotaError {
-            tenant_id: Arc::clone(&self.id),
+            tenant_id: StdArc::clone(&self.id),
             quota_type,
             current: current.min(i64::MAX as u64) as i64,
             limit,
