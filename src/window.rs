@@ -675,6 +675,9 @@ impl<'a> Window<'a> {
             // helper that loaded this sealed head would.
             head = head.sealed();
         }
+        // A head a whole window or more behind needs no archive: every slot
+        // is cleared below, and its count is out of the window at `tick`.
+        let idle = tick - head_tick >= self.n();
         // Archive the sealed count into the slot of the tick it counted for.
         let slot = self.slot_of(head_tick);
         // Archived slots keep the sealed flag, so a slot that was archived
@@ -682,7 +685,7 @@ impl<'a> Window<'a> {
         // value a slow helper loaded before the archive (no ABA).
         let target = Bucket::new(head_tick, head.count()).sealed();
         let current = slot.load(Ordering::Acquire);
-        if current != target.0 {
+        if !idle && current != target.0 {
             // Only write while the head is still this sealed bucket: once the
             // rotation is done the slot may be reused for a later tick.
             if self.hot.head.load(Ordering::Acquire) != head.0 {
@@ -719,8 +722,19 @@ impl<'a> Window<'a> {
             // may subtract first; the wrapping arithmetic evens out.)
             self.archived.fetch_add(head.count(), Ordering::Relaxed);
             let cleared = self.clear_stale(head_tick, tick);
-            // A clearing lowered a slot the prior base may count: sum anew.
-            if !cleared && tick == head_tick + 1 && prior.is_open_at(head_tick) {
+            if idle {
+                // Every slot is now empty or holds a tick the window at
+                // `tick` does not count (one archived since the opening, or
+                // a slow helper's archive of an expired tick): the sum is 0.
+                // AcqRel, as in `carry_base`.
+                let _ = self.hot.base.compare_exchange(
+                    INVALID_BASE,
+                    Bucket::new(tick, 0).0,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+            } else if !cleared && tick == head_tick + 1 && prior.is_open_at(head_tick) {
+                // A clearing lowered a slot the prior base may count: sum anew.
                 self.carry_base(prior.count(), head.count(), tick);
             }
         }
