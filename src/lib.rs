@@ -79,7 +79,10 @@
 //! epoch guard, the three rate limits from a sequence-locked copy of the
 //! quotas (plain loads; the `arc-swap` cell stays the source of truth), one
 //! clock read and, per rate window, three loads (head, epoch, the cached sum
-//! of its sealed slots) and one compare-exchange.
+//! of its sealed slots) and one compare-exchange. The first call of a new
+//! 100 ms bucket (the common case for a tenant touched less often than
+//! that) also rotates each window in one pass: seal, archive into a slot held
+//! inline in the tracker, open, carry the cached sum, admit.
 //! Nothing is allocated on admission or refusal. A tenant costs well under
 //! 1 KiB, everything included. `BENCHMARKS.md` has the numbers.
 //!
