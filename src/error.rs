@@ -1,7 +1,7 @@
 //! Errors: small, specific, and cheap to build on the refusal path.
 
-use crate::sync::StdArc;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{QuotaType, TenantStatus};
@@ -90,14 +90,14 @@ impl From<QuotaError> for Error {
 /// A quota refused a call: which one, how much was in use, the limit, and
 /// when the same call would be admitted.
 ///
-/// Building one allocates nothing (the id is a shared `StdArc<str>`), so an
+/// Building one allocates nothing (the id is a shared `Arc<str>`), so an
 /// overloaded broker can refuse millions of calls a second.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct QuotaError {
     /// The tenant refused.
     #[cfg_attr(feature = "serde", serde(serialize_with = "ser_arc_str"))]
-    pub tenant_id: StdArc<str>,
+    pub tenant_id: Arc<str>,
     /// The quota that refused (the first one checked, if several would).
     pub quota_type: QuotaType,
     /// Usage when the call was refused: the rate over the window for rate
@@ -145,7 +145,7 @@ impl fmt::Display for QuotaError {
 impl std::error::Error for QuotaError {}
 
 #[cfg(feature = "serde")]
-fn ser_arc_str<S: serde::Serializer>(v: &StdArc<str>, s: S) -> Result<S::Ok, S::Error> {
+fn ser_arc_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v)
 }
 

@@ -17,13 +17,12 @@
 //! - Windows and counters document their own protocols (`window.rs`,
 //!   `counter.rs`).
 
-use crate::sync::StdArc;
 use std::time::Duration;
 
 use crate::clock::{Now, TickClock};
 use crate::counter::Counter;
 use crate::quotas::QuotaCell;
-use crate::sync::{AtomicU64, AtomicU8, Ordering};
+use crate::sync::{AtomicU64, AtomicU8, Ordering, StdArc};
 use crate::tenant::TenantInfo;
 use crate::window::{Fast, Refused, Window, WindowHead};
 use crate::{Error, QuotaError, QuotaType, Quotas, TenantStatus, Usage};
@@ -68,11 +67,12 @@ impl Held {
 /// success and on a quota refusal alike.
 // Layout: everything an admission that does not rotate reads (the status,
 // the clock, the rate limits and the three windows' head, epoch and base)
-// comes first, in declaration order (`repr(C)`): 128 bytes, and with the
-// struct aligned to 64 bytes, exactly two cache lines. The lifetime totals
-// and the slots follow inline, so a rotation reaches the one or two lines of
-// slots it writes from the tracker's own address, without first loading a
-// pointer to another allocation.
+// comes first, in declaration order (`repr(C)`): 128 bytes, three cache
+// lines at most (aligning the struct to 64 bytes would make it two, but the
+// aligned allocations measured slower; see BENCHMARKS.md). The lifetime
+// totals and the slots follow inline, so a rotation reaches the one or two
+// lines of slots it writes from the tracker's own address, without first
+// loading a pointer to another allocation.
 #[repr(C)]
 pub struct QuotaTracker {
     state: AtomicU8,
