@@ -743,7 +743,7 @@ fn tenant_of(t: &QuotaTracker) -> Tenant {
     }
 }
 
-/// The utilization map of semantics 10: every quota type but retention.
+/// The utilization map: every quota type but retention.
 pub(crate) fn utilization_map(usage: &Usage, quotas: &Quotas) -> BTreeMap<String, f64> {
     QuotaType::ALL
         .into_iter()

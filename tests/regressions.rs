@@ -1,4 +1,4 @@
-//! Engine bugs found by the reference model (issue 5), one test each, as the
+//! Engine bugs found by the reference model, one test each, as the
 //! smallest input that showed them. All are fixed; the tests keep them fixed.
 
 use std::time::Duration;
@@ -17,7 +17,7 @@ fn manager(window: Duration, buckets: usize) -> (Manager, Arc<Mock>) {
     (m, mock)
 }
 
-/// Semantics 3 ("a refused call records nothing") and 8 (no wrap, no drift).
+/// A refused call records nothing; counts neither wrap nor drift.
 ///
 /// `QuotaTracker::admit_rates` records bytes in an unlimited window with
 /// `Window::record`, which saturates the bucket at 2^39-1; when the messages
@@ -61,7 +61,7 @@ fn refused_call_keeps_earlier_usage() {
     );
 }
 
-/// Semantics 3 and 11 ("a rate window never admits past its limit").
+/// A refused call records nothing, and a rate window never admits past its limit.
 ///
 /// `Quotas::validate` accepts rate quotas up to 2^39-1 per second, the most
 /// one bucket holds. With a window longer than 1 s, `Geometry::window_limit`
@@ -90,7 +90,7 @@ fn long_window_never_admits_past_limit() {
     );
 }
 
-/// Semantics 3 and 4, and the "long idle periods never alias" promise of
+/// A refused call records nothing, the window's accuracy bound holds, and the "long idle periods never alias" promise of
 /// `Window::restamp`.
 ///
 /// After exactly 2^24 idle buckets (19.4 days of 100 ms), the slot holding
@@ -123,7 +123,7 @@ fn idle_for_2_pow_24_buckets_forgets_old_traffic() {
     }
 }
 
-/// Issue 5's serde boundary: a `Quotas` config names its fields, and a name
+/// The serde boundary: a `Quotas` config names its fields, and a name
 /// that does not exist is refused.
 ///
 /// The derived `Deserialize` of `quotas::de::QuotasDe` also accepts a JSON

@@ -1,4 +1,4 @@
-//! Serde at the boundary (issue 5): the JSON every public data type writes,
+//! Serde at the boundary: the JSON every public data type writes,
 //! the configs `Quotas` reads (snake_case or the seed's Go names, in JSON or
 //! TOML), what is refused and how the refusal reads, and round trips.
 

@@ -197,7 +197,7 @@ fn lowering_a_rate_quota_refuses_until_usage_falls() {
     m.enforce_produce_quota("t", 1500, 1).unwrap();
 }
 
-/// Semantics 4: under a load that keeps offering more than the quota, the
+/// The accuracy bound: under a load that keeps offering more than the quota, the
 /// amount admitted over any 10 s span is within 2% of 10 x limit, and no 1 s
 /// span admits more than limit + limit/buckets.
 #[test]

@@ -525,7 +525,7 @@ impl Harness {
         );
         if let Err(Error::QuotaExceeded(e)) = &d.result {
             self.stats.rate_refusals += 1;
-            // Semantics 5, checked on the model itself: after `retry_after`
+            // `retry_after`'s promise, checked on the model itself: after it
             // the same call fits, and not a nanosecond earlier. Not checked
             // after the clock went back (the wait counts from the window's
             // newer head), nor within a window of the clock's end (u64::MAX

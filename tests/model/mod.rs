@@ -6,7 +6,7 @@
 //! tenant's current instance (instances of deleted tenants stay in the `Vec`,
 //! so handles taken before a delete keep pointing at the old one).
 //!
-//! It follows issue 2's "Semantics" section and the engine's documented
+//! It follows the engine's documented semantics and its documented
 //! choices, each stated where it is used:
 //!
 //! - A bucket is `window / buckets` long; a call at `nanos` since the manager
@@ -409,7 +409,7 @@ impl Tenant {
         }
     }
 
-    /// Percent of each limited quota in use (semantics 10).
+    /// Percent of each limited quota in use (every quota type but retention).
     pub fn utilization(&self, now: Now, g: &Geometry) -> BTreeMap<String, f64> {
         let u = self.usage(now, g);
         QuotaType::ALL
