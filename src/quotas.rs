@@ -342,9 +342,7 @@ impl QuotaCell {
 
     /// A copy of the quotas in force.
     pub(crate) fn get(&self) -> Quotas {
-        let snapshot = self.whole.load();
-        let quotas: &Quotas = &snapshot;
-        *quotas
+        self.whole.get()
     }
 
     /// The three rate quotas (bytes, messages, requests per second) of one

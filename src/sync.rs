@@ -158,6 +158,14 @@ impl<T> SwapCell<T> {
         self.0.load()
     }
 
+    /// A copy of the value in force.
+    pub(crate) fn get(&self) -> T
+    where
+        T: Copy,
+    {
+        **self.0.load()
+    }
+
     pub(crate) fn store(&self, value: T) {
         self.0.store(StdArc::new(value));
     }
@@ -181,6 +189,13 @@ impl<T> SwapCell<T> {
     #[inline]
     pub(crate) fn load(&self) -> Snapshot<T> {
         self.0.read().unwrap().clone()
+    }
+
+    pub(crate) fn get(&self) -> T
+    where
+        T: Copy,
+    {
+        *self.load()
     }
 
     pub(crate) fn store(&self, value: T) {

@@ -458,11 +458,12 @@ impl<'a> Window<'a> {
     ///
     /// It makes the same writes, in the same order and with the same
     /// orderings, as one pass of the general loop through
-    /// [`Window::advance`] followed by its admission, less two: the base is
-    /// not set invalid before the opening (a base stamped `tick - 1` is not
-    /// valid at `tick` anyway; the carry replaces it by compare-exchange from
-    /// the value read before the seal, so a roll-back's invalidation in
-    /// between makes the carry fail), and the slot is not re-checked against
+    /// [`Window::advance`] followed by its admission, less two: a base valid
+    /// at `tick - 1` is not set invalid before the opening (it is not valid
+    /// at `tick` anyway; the carry replaces it by compare-exchange from the
+    /// value read before the seal, so a roll-back's invalidation in between
+    /// makes the carry fail; a base stamped with an older tick still is set
+    /// invalid, so no stamp can alias), and the slot is not re-checked against
     /// the head before its write (the slot was read while the head was open
     /// at `tick - 1`, and the seal succeeding proves no rotation came in
     /// between, so the compare-exchange from that value can only succeed
