@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use server_support::{raw_status, Client, TestServer, TOKEN};
+use server_support::{raw_status, Client, TestServer, READ_TOKEN, TOKEN};
 use streambus_tenancy::server::{SqliteStore, Store, StoreError};
 use streambus_tenancy::{Error, Quotas, Tenant, TenantStatus};
 
@@ -48,7 +48,7 @@ fn all_routes(id: &str) -> Vec<(&'static str, String, Option<Value>)> {
 }
 
 #[test]
-fn every_route_needs_the_token_except_metrics_and_healthz() {
+fn every_route_needs_the_token_except_healthz() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start(dir.path());
     assert_eq!(
@@ -95,19 +95,23 @@ fn every_route_needs_the_token_except_metrics_and_healthz() {
     // The scheme is case-insensitive; the token is not.
     let lower = anon.with_auth(Some(&format!("bearer {TOKEN}")));
     assert_eq!(lower.get("/api/v1/tenants").status, 200);
-    // Open routes.
+    // The one open route says nothing about tenants.
     let h = anon.get("/healthz");
-    assert_eq!(
-        (h.status, &h.body),
-        (200, &json!({"status": "ok", "tenants": 1}))
-    );
-    let m = anon.get("/metrics");
+    assert_eq!((h.status, &h.body), (200, &json!({"status": "ok"})));
+    // Metrics need a token (a read token will do, see below).
+    for (auth, _) in &bad {
+        let m = anon.with_auth(auth.as_deref()).get("/metrics");
+        assert_eq!(m.status, 401, "/metrics with {auth:?}: {m:?}");
+        assert_eq!(m.code(), "unauthorized");
+    }
+    let m = s.client().get("/metrics");
     assert_eq!(m.status, 200);
     assert!(
         m.content_type.starts_with("text/plain"),
         "{}",
         m.content_type
     );
+    assert!(m.text.contains("tenant=\"a\""), "{}", m.text);
 }
 
 #[test]
@@ -1030,7 +1034,7 @@ fn metrics_read_the_engine_at_scrape_time() {
     assert!(s.manager.enforce_produce_quota("idle", 1, 1).is_err());
     s.state.alerts().sample(&s.manager);
 
-    let text = Client::new(&s.base, None).get("/metrics").text;
+    let text = Client::new(&s.base, Some(READ_TOKEN)).get("/metrics").text;
     for line in [
         "streambus_tenants{status=\"active\"} 1",
         "streambus_tenants{status=\"suspended\"} 1",

@@ -300,8 +300,6 @@ impl StatsJson {
 pub(crate) struct HealthJson {
     /// Always `ok` when the server answers.
     pub(crate) status: String,
-    /// Number of tenants.
-    pub(crate) tenants: usize,
 }
 
 /// A tenant to create. Give `quotas`, a `tier`, both (the tier is the base
@@ -368,6 +366,22 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result
             "invalid_json",
             "the request body is empty; send a JSON object",
         ));
+    }
+    // serde reads a struct from a JSON array too (`[null, null]` as the
+    // fields in order); the API takes objects only.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        let found = match first {
+            Some(b'[') => "an array",
+            Some(b'"') => "a string",
+            Some(b't' | b'f') => "a boolean",
+            Some(b'n') => "null",
+            Some(b'-' | b'0'..=b'9') => "a number",
+            _ => "something that is not JSON",
+        };
+        return Err(ApiError::bad_request(format!(
+            "the request body must be a JSON object: expected {{...}}, found {found}"
+        )));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);

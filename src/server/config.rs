@@ -5,6 +5,15 @@
 //! data_dir = "./streambus-tenancy-data"
 //! token_file = "./streambus-tenancy-data/token"   # default: <data_dir>/token
 //! alert_interval = "10s"
+//! tokens_file = "./tokens.toml"   # named tokens with roles (see `Tokens`)
+//! public_metrics = false          # true: /metrics without a token
+//!
+//! [limits]                     # every key optional; these are the defaults
+//! header_read_timeout = "10s"
+//! request_timeout = "30s"
+//! max_connections = 256
+//! max_concurrent_requests = 64
+//! max_body_bytes = "1MiB"      # or a number of bytes
 //!
 //! [tiers.pro]                  # overrides the built-in pro tier
 //! max_connections = 2000
@@ -45,8 +54,104 @@ pub struct Config {
     pub token_file: Option<PathBuf>,
     /// How often the alert sampler runs.
     pub alert_interval: Option<Duration>,
+    /// File of named tokens with roles ([`Tokens`](super::Tokens)).
+    pub tokens_file: Option<PathBuf>,
+    /// Serve `/metrics` without a token.
+    pub public_metrics: Option<bool>,
+    /// Timeouts and limits set in the `[limits]` table (the rest default).
+    pub limits: LimitsConfig,
     /// The operator's tiers, added to (or replacing) the built-in ones.
     pub tiers: BTreeMap<String, Quotas>,
+}
+
+/// The `[limits]` table: each key set overrides the default of
+/// [`Limits`](super::Limits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// See [`Limits::header_read_timeout`](super::Limits::header_read_timeout).
+    pub header_read_timeout: Option<Duration>,
+    /// See [`Limits::request_timeout`](super::Limits::request_timeout).
+    pub request_timeout: Option<Duration>,
+    /// See [`Limits::max_connections`](super::Limits::max_connections).
+    pub max_connections: Option<usize>,
+    /// See [`Limits::max_concurrent_requests`](super::Limits::max_concurrent_requests).
+    pub max_concurrent_requests: Option<usize>,
+    /// See [`Limits::max_body_bytes`](super::Limits::max_body_bytes).
+    pub max_body_bytes: Option<usize>,
+}
+
+impl LimitsConfig {
+    /// `base` with the keys set here (later sources win: pass the file's
+    /// values first, then the command line's).
+    pub fn apply(&self, mut base: super::Limits) -> super::Limits {
+        if let Some(v) = self.header_read_timeout {
+            base.header_read_timeout = v;
+        }
+        if let Some(v) = self.request_timeout {
+            base.request_timeout = v;
+        }
+        if let Some(v) = self.max_connections {
+            base.max_connections = v;
+        }
+        if let Some(v) = self.max_concurrent_requests {
+            base.max_concurrent_requests = v;
+        }
+        if let Some(v) = self.max_body_bytes {
+            base.max_body_bytes = v;
+        }
+        base
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    header_read_timeout: Option<String>,
+    request_timeout: Option<String>,
+    max_connections: Option<usize>,
+    max_concurrent_requests: Option<usize>,
+    max_body_bytes: Option<SizeValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeValue {
+    Bytes(usize),
+    Text(String),
+}
+
+/// Parses a size: a number of bytes, or a number with `B`, `KiB`, `MiB` or
+/// `GiB` (`1MiB`, `512 KiB`).
+///
+/// # Errors
+///
+/// A message saying what a size looks like.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => 0,
+    };
+    let n: Option<usize> = num.parse().ok();
+    match (n, mult) {
+        (Some(n), m) if m != 0 => n
+            .checked_mul(m)
+            .ok_or_else(|| format!("{s:?} is too large")),
+        _ => Err(format!(
+            "{s:?} is not a size like 1048576, \"512KiB\" or \"1MiB\""
+        )),
+    }
+}
+
+/// Parses a duration like `10s` or `500ms` (humantime), naming the key.
+fn duration(key: &str, s: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(s)
+        .map_err(|e| ConfigError(format!("{key}: {s:?} is not a duration like \"10s\" ({e})")))
 }
 
 #[derive(Deserialize)]
@@ -56,6 +161,10 @@ struct RawConfig {
     data_dir: Option<PathBuf>,
     token_file: Option<PathBuf>,
     alert_interval: Option<String>,
+    tokens_file: Option<PathBuf>,
+    public_metrics: Option<bool>,
+    #[serde(default)]
+    limits: RawLimits,
     #[serde(default)]
     tiers: BTreeMap<String, Quotas>,
 }
@@ -84,9 +193,13 @@ impl Config {
         let mut config =
             Config::parse(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new(""));
-        for p in [&mut config.data_dir, &mut config.token_file]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut config.data_dir,
+            &mut config.token_file,
+            &mut config.tokens_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -127,11 +240,40 @@ impl Config {
         for name in raw.tiers.keys() {
             validate_tier_name(name).map_err(|e| ConfigError(format!("tiers.{name}: {e}")))?;
         }
+        let l = raw.limits;
+        let limits = LimitsConfig {
+            header_read_timeout: l
+                .header_read_timeout
+                .map(|s| duration("limits.header_read_timeout", &s))
+                .transpose()?,
+            request_timeout: l
+                .request_timeout
+                .map(|s| duration("limits.request_timeout", &s))
+                .transpose()?,
+            max_connections: l.max_connections,
+            max_concurrent_requests: l.max_concurrent_requests,
+            max_body_bytes: l
+                .max_body_bytes
+                .map(|v| match v {
+                    SizeValue::Bytes(n) => Ok(n),
+                    SizeValue::Text(s) => parse_size(&s)
+                        .map_err(|e| ConfigError(format!("limits.max_body_bytes: {e}"))),
+                })
+                .transpose()?,
+        };
+        // Each value in range, named as in the file.
+        limits
+            .apply(super::Limits::default())
+            .validate()
+            .map_err(|e| ConfigError(format!("limits.{e}")))?;
         Ok(Config {
             listen,
             data_dir: raw.data_dir,
             token_file: raw.token_file,
             alert_interval,
+            tokens_file: raw.tokens_file,
+            public_metrics: raw.public_metrics,
+            limits,
             tiers: raw.tiers,
         })
     }
@@ -206,6 +348,28 @@ mod tests {
     }
 
     #[test]
+    fn limits_and_sizes() {
+        let c = Config::parse(
+            "[limits]\nrequest_timeout = \"5s\"\nmax_body_bytes = \"64KiB\"\nmax_connections = 9",
+        )
+        .unwrap();
+        let l = c.limits.apply(super::super::Limits::default());
+        assert_eq!(l.request_timeout, Duration::from_secs(5));
+        assert_eq!(l.max_body_bytes, 64 << 10);
+        assert_eq!(l.max_connections, 9);
+        assert_eq!(
+            l.header_read_timeout,
+            super::super::DEFAULT_HEADER_READ_TIMEOUT
+        );
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("2048"), Ok(2048));
+        assert!(parse_size("1MB").unwrap_err().contains("not a size"));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
     fn names_what_is_wrong() {
         for (text, needle) in [
             ("listen = \"nowhere\"", "listen"),
@@ -214,6 +378,22 @@ mod tests {
             ("[tiers.Gold]\nmax_topics = 1", "tiers.Gold"),
             ("[tiers.gold]\nmax_topics = -3", "max_topics"),
             ("[tiers.gold]\nmax_topicz = 3", "max_topicz"),
+            (
+                "[limits]\nrequest_timeout = \"0s\"",
+                "limits.request_timeout",
+            ),
+            (
+                "[limits]\nheader_read_timeout = \"fast\"",
+                "limits.header_read_timeout",
+            ),
+            ("[limits]\nmax_connections = 0", "limits.max_connections"),
+            (
+                "[limits]\nmax_body_bytes = \"1 lot\"",
+                "limits.max_body_bytes",
+            ),
+            ("[limits]\nmax_body_bytes = 10", "limits.max_body_bytes"),
+            ("[limits]\nmax_body = 10", "max_body"),
+            ("public_metrics = \"yes\"", "public_metrics"),
         ] {
             let e = Config::parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{e:?} lacks {needle}");

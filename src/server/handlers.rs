@@ -42,10 +42,10 @@ fn tenant_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
 }
 
 /// The request body, within the size limit.
-fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+fn body(state: &ApiState, bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     bytes.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            super::router::body_too_large()
+            super::router::body_too_large(state.limits.max_body_bytes)
         } else {
             ApiError::new(e.status(), "invalid_request", e.body_text())
         }
@@ -107,7 +107,7 @@ pub(crate) async fn create_tenant(
     State(state): State<ApiState>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let req: CreateTenantRequest = parse_body(&body(bytes)?)?;
+    let req: CreateTenantRequest = parse_body(&body(&state, bytes)?)?;
     let base = tier(&state, req.tier.as_deref().unwrap_or("default"))?;
     let quotas = match &req.quotas {
         Some(patch) => quotas_overlay(base, patch)?,
@@ -191,7 +191,7 @@ pub(crate) async fn update_tenant(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TenantJson>, ApiError> {
     let id = tenant_id(path)?;
-    let req: UpdateTenantRequest = parse_body(&body(bytes)?)?;
+    let req: UpdateTenantRequest = parse_body(&body(&state, bytes)?)?;
     let base = req.tier.as_deref().map(|t| tier(&state, t)).transpose()?;
     let admin = state.admin.clone();
     let tenant = blocking(move || {
@@ -418,17 +418,21 @@ pub(crate) async fn openapi_json() -> Response {
     get, path = "/healthz", tag = "meta",
     responses((status = 200, description = "Up", body = HealthJson))
 )]
-pub(crate) async fn healthz(State(state): State<ApiState>) -> Json<HealthJson> {
+pub(crate) async fn healthz() -> Json<HealthJson> {
     Json(HealthJson {
         status: "ok".into(),
-        tenants: state.admin.manager().len(),
     })
 }
 
-/// Prometheus metrics, read from the engine at scrape time. No token needed.
+/// Prometheus metrics, read from the engine at scrape time. Any token
+/// (`admin` or `read`), unless the server serves them publicly.
 #[utoipa::path(
     get, path = "/metrics", tag = "meta",
-    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"))
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
 )]
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
     let body = state.metrics.render();

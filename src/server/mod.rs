@@ -19,7 +19,10 @@
 //! - [`Alerts`]: samples utilization periodically and logs each crossing of
 //!   80% (warning) and 95% (critical) once, through `tracing`.
 //! - [`Config`]/[`Tiers`]: the TOML file and the named quota tiers.
-//! - [`Token`]: the bearer token, compared in constant time.
+//! - [`Tokens`]: named bearer tokens with a [`Role`] (`admin` or `read`),
+//!   compared in constant time; every change is written to an audit log.
+//! - [`Limits`]/[`serve`]: timeouts and limits (header read, request,
+//!   connections, concurrent requests, body size) and the accept loop.
 //!
 //! # Usage
 //!
@@ -48,8 +51,10 @@ mod alerts;
 mod api;
 mod auth;
 mod config;
+mod datadir;
 mod error;
 mod handlers;
+mod limits;
 mod metrics;
 mod router;
 mod store;
@@ -62,11 +67,17 @@ pub use api::{
     AlertJson, CountersJson, CreateTenantRequest, ErrorBody, QuotasJson, StatsJson, TenantJson,
     TenantListJson, UpdateTenantRequest, UsageJson,
 };
-pub use auth::{Token, TokenSource};
+pub use auth::{NamedToken, Role, Token, TokenSource, Tokens};
 pub use config::{
-    Config, ConfigError, Tiers, DEFAULT_ALERT_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
+    parse_size, Config, ConfigError, LimitsConfig, Tiers, DEFAULT_ALERT_INTERVAL, DEFAULT_DATA_DIR,
+    DEFAULT_LISTEN,
 };
+pub use datadir::{DataDir, LOCK_FILE};
 pub use error::ApiError;
+pub use limits::{
+    serve, Limits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
+};
 pub use metrics::Metrics;
-pub use router::{openapi, router, ApiState, MAX_BODY_BYTES};
+pub use router::{openapi, router, ApiState, MAX_BODY_BYTES, MIN_ALERT_INTERVAL};
 pub use store::{SqliteStore, Store, StoreError};

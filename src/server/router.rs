@@ -8,23 +8,29 @@
 //! | `POST /api/v1/tenants/{id}/suspend`, `/activate` | lifecycle |
 //! | `GET /api/v1/tenants/{id}/stats` (alias `GET /admin/tenants/{id}/stats`), `/usage`, `/utilization` | monitoring |
 //! | `GET /api/v1/openapi.json` | this API as OpenAPI 3 |
-//! | `GET /metrics`, `GET /healthz` | Prometheus and liveness, no token |
+//! | `GET /metrics` | Prometheus; any token (`admin` or `read`), none with [`ApiState::with_public_metrics`] |
+//! | `GET /healthz` | liveness, no token, no tenant data |
 //!
-//! Every `/api` and `/admin` request needs `Authorization: Bearer <token>`.
-//! Errors are `{"error": "...", "code": "..."}` with 400 (malformed JSON,
-//! invalid values, naming the field), 401, 404, 405, 409, 413 (body over
-//! [`MAX_BODY_BYTES`]) or 500 (the store failed; nothing was changed).
+//! Every `/api` and `/admin` request needs `Authorization: Bearer <token>`;
+//! a `read` token may only `GET`. Errors are `{"error": "...", "code":
+//! "..."}` with 400 (malformed JSON, a body that is not an object, invalid
+//! values, naming the field), 401, 403 (a read token asking for a change),
+//! 404, 405, 409, 413 (body over [`Limits::max_body_bytes`]), 500 (the
+//! store failed; nothing was changed) or 503 (over the request timeout).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use http_body_util::BodyExt;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,34 +38,44 @@ use utoipa_axum::routes;
 
 use super::admin::Admin;
 use super::alerts::Alerts;
-use super::auth::{require_token, Token};
+use super::auth::{require_read_token, require_token, Token, Tokens};
 use super::config::Tiers;
 use super::error::ApiError;
 use super::handlers;
+use super::limits::Limits;
 use super::metrics::Metrics;
 
-/// Largest request body accepted: 1 MiB. Larger ones get 413.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Largest request body accepted by default: 1 MiB. Larger ones get 413;
+/// [`Limits::max_body_bytes`] sets another.
+pub const MAX_BODY_BYTES: usize = super::limits::DEFAULT_MAX_BODY_BYTES;
 
-/// A body over [`MAX_BODY_BYTES`] is read and thrown away up to this size
-/// before the 413 goes out, so that a client that writes its whole request
-/// before reading the answer gets the 413 rather than a broken pipe; past
-/// it, the 413 goes out at once and the connection is closed.
-const DRAIN_LIMIT: u64 = 8 << 20;
+/// Shortest interval [`ApiState::spawn_alert_sampler`] samples at.
+pub const MIN_ALERT_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A body over the limit is read and thrown away up to this many times the
+/// limit (at least 8 MiB) before the 413 goes out, so that a client that
+/// writes its whole request before reading the answer gets the 413 rather
+/// than a broken pipe. Past it, `RequestBodyLimitLayer` refuses at once.
+fn drain_limit(max_body: usize) -> usize {
+    max_body.saturating_mul(8).max(8 << 20)
+}
 
 /// What the handlers share: the admin path over the engine and store, the
-/// token, the tiers, the alert state and the metrics.
+/// tokens, the tiers, the alert state, the metrics and the limits.
 #[derive(Clone, Debug)]
 pub struct ApiState {
     pub(crate) admin: Arc<Admin>,
-    pub(crate) token: Arc<Token>,
+    pub(crate) tokens: Arc<Tokens>,
     pub(crate) tiers: Arc<Tiers>,
     pub(crate) alerts: Arc<Alerts>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) limits: Limits,
+    pub(crate) public_metrics: bool,
 }
 
 impl ApiState {
-    /// State for [`router`], with the built-in tiers.
+    /// State for [`router`] with one admin token (named `admin`), the
+    /// built-in tiers and the default [`Limits`]; `/metrics` needs a token.
     pub fn new(admin: Arc<Admin>, token: Token) -> ApiState {
         let alerts = Arc::new(Alerts::new());
         let metrics = Arc::new(Metrics::new(
@@ -68,16 +84,44 @@ impl ApiState {
         ));
         ApiState {
             admin,
-            token: Arc::new(token),
+            tokens: Arc::new(Tokens::from(token)),
             tiers: Arc::new(Tiers::default()),
             alerts,
             metrics,
+            limits: Limits::default(),
+            public_metrics: false,
         }
+    }
+
+    /// Accepts these tokens (with their roles) instead.
+    pub fn with_tokens(mut self, tokens: Tokens) -> ApiState {
+        self.tokens = Arc::new(tokens);
+        self
     }
 
     /// Uses these tiers for `"tier": "NAME"`.
     pub fn with_tiers(mut self, tiers: Tiers) -> ApiState {
         self.tiers = Arc::new(tiers);
+        self
+    }
+
+    /// Uses these limits (the request timeout, the concurrency limit and the
+    /// body limit apply in [`router`]; the others in
+    /// [`serve`](super::serve)).
+    ///
+    /// # Errors
+    ///
+    /// If they are invalid ([`Limits::validate`]).
+    pub fn with_limits(mut self, limits: Limits) -> Result<ApiState, String> {
+        limits.validate()?;
+        self.limits = limits;
+        Ok(self)
+    }
+
+    /// Serves `/metrics` without a token (it lists every tenant id with its
+    /// limits and usage: only where the port is not reachable by tenants).
+    pub fn with_public_metrics(mut self, public: bool) -> ApiState {
+        self.public_metrics = public;
         self
     }
 
@@ -99,11 +143,19 @@ impl ApiState {
         &self.alerts
     }
 
-    /// Samples alerts every `interval` on the current tokio runtime until the
-    /// returned task is aborted.
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Samples alerts every `interval` (at least [`MIN_ALERT_INTERVAL`]; a
+    /// shorter one is raised to it) on the current tokio runtime until the
+    /// returned task is aborted. A sample that panics is logged and the
+    /// sampler goes on.
     pub fn spawn_alert_sampler(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
         let alerts = Arc::clone(&self.alerts);
         let manager = Arc::clone(self.admin.manager());
+        let interval = interval.max(MIN_ALERT_INTERVAL);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -111,7 +163,9 @@ impl ApiState {
                 tick.tick().await;
                 let (a, m) = (Arc::clone(&alerts), Arc::clone(&manager));
                 // Sampling walks every tenant: keep it off the async workers.
-                let _ = tokio::task::spawn_blocking(move || a.sample(&m)).await;
+                if let Err(e) = tokio::task::spawn_blocking(move || a.sample(&m)).await {
+                    tracing::error!("an alert sample failed: {e}");
+                }
             }
         })
     }
@@ -146,8 +200,12 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The routes that need the token, and the ones that do not.
-fn routes() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
+/// The routes that need a token, `/metrics`, and `/healthz`.
+fn routes() -> (
+    OpenApiRouter<ApiState>,
+    OpenApiRouter<ApiState>,
+    OpenApiRouter<ApiState>,
+) {
     let guarded = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(handlers::list_tenants, handlers::create_tenant))
         .routes(routes!(
@@ -163,59 +221,91 @@ fn routes() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
         .routes(routes!(handlers::admin_create_tenant))
         .routes(routes!(handlers::admin_tenant_stats))
         .routes(routes!(handlers::openapi_json));
-    let open = OpenApiRouter::new()
-        .routes(routes!(handlers::healthz))
-        .routes(routes!(handlers::metrics));
-    (guarded, open)
+    let metrics = OpenApiRouter::new().routes(routes!(handlers::metrics));
+    let health = OpenApiRouter::new().routes(routes!(handlers::healthz));
+    (guarded, metrics, health)
 }
 
 /// The OpenAPI 3 document of [`router`], generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (guarded, open) = routes();
-    guarded.merge(open).into_openapi()
+    let (guarded, metrics, health) = routes();
+    guarded.merge(metrics).merge(health).into_openapi()
 }
 
-/// The admin API, `/metrics` and `/healthz` over `state`.
+/// The admin API, `/metrics` and `/healthz` over `state`, with the
+/// request timeout, the concurrency limit and the body limit of
+/// [`ApiState::limits`].
 ///
-/// Mount it in any axum server; run [`ApiState::spawn_alert_sampler`] to
-/// get alerts.
+/// Mount it in any axum server (or run it with [`serve`](super::serve),
+/// which adds the header-read timeout and the connection cap); run
+/// [`ApiState::spawn_alert_sampler`] to get alerts.
+///
+/// Order of the layers, outermost first: the request timeout (503), the
+/// concurrency limit, the hard body cap (`RequestBodyLimitLayer`), then per
+/// route the token check (401 and 403, before any of the body is read) and
+/// the body reader (413 over [`Limits::max_body_bytes`]).
 pub fn router(state: ApiState) -> Router {
-    let (guarded, open) = routes();
+    let limits = state.limits;
+    let (guarded, metrics, health) = routes();
     let (guarded, _) = guarded.split_for_parts();
-    let (open, _) = open.split_for_parts();
+    let (metrics, _) = metrics.split_for_parts();
+    let (health, _) = health.split_for_parts();
+    let guarded = guarded
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let metrics = if state.public_metrics {
+        metrics
+    } else {
+        metrics.layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_read_token,
+        ))
+    };
     guarded
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .merge(open)
+        .merge(metrics)
+        .merge(health)
         .fallback(handlers::fallback)
-        .layer(middleware::map_response(json_method_not_allowed))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(read_whole_body))
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            json_errors,
+        ))
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(drain_limit(
+            limits.max_body_bytes,
+        )))
+        .layer(GlobalConcurrencyLimitLayer::new(
+            limits.max_concurrent_requests,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
         .with_state(state)
 }
 
-/// Reads every request's body to its end before anything answers.
+/// Reads an authorized request's body to its end before the route runs,
+/// keeping at most [`Limits::max_body_bytes`] of it (413 past that).
 ///
 /// hyper closes a connection whose request body was left unread, and a
 /// client that pooled it, or is still writing the body, then fails with a
-/// broken pipe instead of reading the answer (a 401 before the body is
-/// read, a 413). Reading the whole body first, keeping at most
-/// [`MAX_BODY_BYTES`] of it, makes every answer readable.
-async fn read_whole_body(req: Request, next: Next) -> Response {
+/// broken pipe instead of reading the answer. Reading (and past the limit,
+/// discarding) the rest first makes a 413 readable; the hard cap of
+/// `RequestBodyLimitLayer` stops the discarding at [`drain_limit`].
+async fn read_body(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let max = state.limits.max_body_bytes;
     let (parts, mut body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
-        return too_large();
-    }
     let mut kept = Vec::new();
-    let mut seen: u64 = 0;
+    let mut seen: usize = 0;
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(frame) => frame,
             Err(e) => {
+                let over = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                    || e.to_string().contains("length limit");
+                if over {
+                    return too_large(max);
+                }
                 let mut resp =
                     ApiError::bad_request(format!("the request body could not be read: {e}"))
                         .into_response();
@@ -227,49 +317,56 @@ async fn read_whole_body(req: Request, next: Next) -> Response {
             }
         };
         if let Ok(data) = frame.into_data() {
-            seen += data.len() as u64;
-            if seen > DRAIN_LIMIT {
-                return too_large();
-            }
-            if seen <= MAX_BODY_BYTES as u64 {
+            seen = seen.saturating_add(data.len());
+            if seen <= max {
                 kept.extend_from_slice(&data);
             }
         }
     }
-    if seen > MAX_BODY_BYTES as u64 {
-        return too_large();
+    if seen > max {
+        return too_large(max);
     }
     next.run(Request::from_parts(parts, Body::from(kept))).await
 }
 
-fn too_large() -> Response {
-    body_too_large().into_response()
+fn too_large(max: usize) -> Response {
+    body_too_large(max).into_response()
 }
 
-/// The 413 for a body over [`MAX_BODY_BYTES`].
-pub(crate) fn body_too_large() -> ApiError {
+/// The 413 for a body over `max` bytes.
+pub(crate) fn body_too_large(max: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
-        format!("the request body is over the limit of {MAX_BODY_BYTES} bytes"),
+        format!("the request body is over the limit of {max} bytes"),
     )
 }
 
-/// axum answers a wrong method with an empty 405; give it the JSON error
-/// body every other error has, keeping the `Allow` header.
-async fn json_method_not_allowed(resp: Response) -> Response {
-    if resp.status() != StatusCode::METHOD_NOT_ALLOWED
-        || resp.headers().contains_key(header::CONTENT_TYPE)
-    {
+/// Gives the answers that layers make without a body (axum's 405, the body
+/// cap's 413, the timeout's 503) the JSON error body every other error has,
+/// keeping the `Allow` header.
+async fn json_errors(State(state): State<ApiState>, resp: Response) -> Response {
+    if resp.headers().contains_key(header::CONTENT_TYPE) {
         return resp;
     }
-    // The Allow header is added further out, by axum itself.
-    let mut out = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this route does not take this method; the Allow header lists those it takes",
-    )
-    .into_response();
+    let error = match resp.status() {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take this method; the Allow header lists those it takes",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => body_too_large(state.limits.max_body_bytes),
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request was not answered within the request timeout ({}); try again",
+                humantime::format_duration(state.limits.request_timeout)
+            ),
+        ),
+        _ => return resp,
+    };
+    let mut out = error.into_response();
     if let Some(a) = resp.headers().get(header::ALLOW) {
         out.headers_mut().insert(header::ALLOW, a.clone());
     }

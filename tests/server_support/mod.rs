@@ -11,10 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use streambus_tenancy::server::{self, Admin, ApiState, SqliteStore, Store, Tiers, Token};
+use streambus_tenancy::server::{
+    self, Admin, ApiState, Role, SqliteStore, Store, Tiers, Token, Tokens,
+};
 use streambus_tenancy::Manager;
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
+/// A read-only token, named `viewer`, accepted beside [`TOKEN`] (named
+/// `admin`).
+pub const READ_TOKEN: &str = "read-token-0123456789abcdef";
 
 /// An answer: status, headers we look at, and the body as JSON (`Null` when
 /// empty, a string when not JSON).
@@ -197,8 +202,24 @@ impl TestServer {
         TestServer::with_store(store, db)
     }
 
+    /// A server over a new SQLite store in `dir`, its state changed by
+    /// `configure` (limits, public metrics).
+    pub fn start_with(dir: &Path, configure: impl FnOnce(ApiState) -> ApiState) -> TestServer {
+        let db = dir.join("tenants.db");
+        let store = SqliteStore::open(&db).unwrap();
+        TestServer::build(store, db, configure)
+    }
+
     /// A server over any store (`db` is only recorded).
     pub fn with_store(store: impl Store, db: PathBuf) -> TestServer {
+        TestServer::build(store, db, |s| s)
+    }
+
+    fn build(
+        store: impl Store,
+        db: PathBuf,
+        configure: impl FnOnce(ApiState) -> ApiState,
+    ) -> TestServer {
         let manager = Arc::new(Manager::new());
         let admin = Arc::new(Admin::open(Arc::clone(&manager), store).unwrap());
         let mut extra = std::collections::BTreeMap::new();
@@ -209,8 +230,16 @@ impl TestServer {
                 ..streambus_tenancy::Quotas::default()
             },
         );
-        let state =
-            ApiState::new(admin, Token::new(TOKEN).unwrap()).with_tiers(Tiers::with(&extra));
+        let tokens = Tokens::new(vec![
+            ("admin".into(), Role::Admin, Token::new(TOKEN).unwrap()),
+            ("viewer".into(), Role::Read, Token::new(READ_TOKEN).unwrap()),
+        ])
+        .unwrap();
+        let state = configure(
+            ApiState::new(admin, Token::new(TOKEN).unwrap())
+                .with_tokens(tokens)
+                .with_tiers(Tiers::with(&extra)),
+        );
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -223,12 +252,12 @@ impl TestServer {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (done_tx, done_rx) = mpsc::channel();
         let app = server::router(state.clone());
+        let limits = *state.limits();
         rt.spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await;
+            let _ = server::serve(listener, app, limits, async {
+                let _ = stop_rx.await;
+            })
+            .await;
             let _ = done_tx.send(());
         });
         TestServer {

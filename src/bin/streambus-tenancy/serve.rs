@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use clap::Args;
 use streambus_tenancy::server::{
-    self, Admin, ApiState, Config, SqliteStore, Tiers, Token, TokenSource, DEFAULT_ALERT_INTERVAL,
-    DEFAULT_DATA_DIR, DEFAULT_LISTEN,
+    self, parse_size, Admin, ApiState, Config, DataDir, Limits, LimitsConfig, Role, SqliteStore,
+    Tiers, Token, TokenSource, Tokens, DEFAULT_ALERT_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
+    MIN_ALERT_INTERVAL,
 };
 use streambus_tenancy::Manager;
 
@@ -28,13 +29,37 @@ pub(crate) struct ServeArgs {
     /// TOML config: listen, data_dir, token_file, alert_interval, [tiers.NAME].
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Admin token (else STREAMBUS_TENANCY_TOKEN, else the token file, else a
-    /// new one is generated into it).
+    /// Admin token (visible in `ps`: prefer STREAMBUS_TENANCY_TOKEN or the
+    /// token file; else a new one is generated into the token file).
     #[arg(long)]
     token: Option<String>,
-    /// How often utilization is sampled for alerts, e.g. 10s [default: 10s].
+    /// TOML file of named tokens with roles (admin or read), accepted beside
+    /// the admin token; mode 0600.
+    #[arg(long)]
+    tokens_file: Option<PathBuf>,
+    /// Serve /metrics without a token (it lists every tenant id).
+    #[arg(long)]
+    public_metrics: bool,
+    /// How often utilization is sampled for alerts, e.g. 10s [default: 10s;
+    /// at least 10ms].
     #[arg(long, value_parser = humantime::parse_duration)]
     alert_interval: Option<Duration>,
+    /// Time a client has to send a request's headers, and a kept-alive
+    /// connection may sit idle [default: 10s; 100ms to 10m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    header_read_timeout: Option<Duration>,
+    /// Time a request may take, body included [default: 30s; 100ms to 1h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    request_timeout: Option<Duration>,
+    /// Open connections at most [default: 256; 1 to 65536].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Requests handled at once at most [default: 64; 1 to 65536].
+    #[arg(long)]
+    max_concurrent_requests: Option<usize>,
+    /// Largest request body, e.g. 1MiB [default: 1MiB; 1KiB to 64MiB].
+    #[arg(long, value_parser = parse_size)]
+    max_body_bytes: Option<usize>,
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
@@ -43,6 +68,29 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
+    // Every option is checked before anything is opened or bound.
+    let cli_limits = LimitsConfig {
+        header_read_timeout: args.header_read_timeout,
+        request_timeout: args.request_timeout,
+        max_connections: args.max_connections,
+        max_concurrent_requests: args.max_concurrent_requests,
+        max_body_bytes: args.max_body_bytes,
+    };
+    let limits = cli_limits.apply(config.limits.apply(Limits::default()));
+    limits
+        .validate()
+        .map_err(|e| format!("--{}", e.replacen('_', "-", 3)))?;
+    let alert_interval = args
+        .alert_interval
+        .or(config.alert_interval)
+        .unwrap_or(DEFAULT_ALERT_INTERVAL);
+    if alert_interval < MIN_ALERT_INTERVAL {
+        return Err(format!(
+            "--alert-interval: {} is too short; use at least {}",
+            humantime::format_duration(alert_interval),
+            humantime::format_duration(MIN_ALERT_INTERVAL)
+        ));
+    }
     let listen = match args.listen.or(config.listen) {
         Some(a) => a,
         None => DEFAULT_LISTEN.parse().map_err(|e| format!("{e}"))?,
@@ -51,29 +99,48 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         .data_dir
         .or(config.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    create_private_dir(&data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let data = DataDir::open(&data_dir)?;
     let token_file = config
         .token_file
         .clone()
         .unwrap_or_else(|| data_dir.join("token"));
+    if args.token.is_some() {
+        tracing::warn!(
+            "--token is visible to every user in `ps`; \
+             prefer STREAMBUS_TENANCY_TOKEN or the token file"
+        );
+    }
     let given = args.token.or_else(|| {
         std::env::var("STREAMBUS_TENANCY_TOKEN")
             .ok()
             .filter(|t| !t.trim().is_empty())
     });
     let (token, source) = Token::resolve(given, &token_file)?;
-    let alert_interval = args
-        .alert_interval
-        .or(config.alert_interval)
-        .unwrap_or(DEFAULT_ALERT_INTERVAL);
+    let tokens = match args.tokens_file.or(config.tokens_file.clone()) {
+        None => Tokens::from(token.clone()),
+        Some(path) => {
+            let file = Tokens::load(&path)?;
+            let mut all = vec![("admin".to_owned(), Role::Admin, token.clone())];
+            for t in file.iter() {
+                all.push((t.name().to_owned(), t.role(), t.token().clone()));
+            }
+            Tokens::new(all).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+    };
+    let public_metrics = args.public_metrics || config.public_metrics.unwrap_or(false);
 
-    let db = data_dir.join("tenants.db");
+    let db = data.private_file("tenants.db")?;
     let store = SqliteStore::open(&db).map_err(|e| e.to_string())?;
+    for extra in ["tenants.db-wal", "tenants.db-shm"] {
+        data.tighten(extra)?;
+    }
     let manager = Arc::new(Manager::new());
     let admin = Arc::new(Admin::open(Arc::clone(&manager), store).map_err(|e| e.to_string())?);
-    let state =
-        ApiState::new(Arc::clone(&admin), token.clone()).with_tiers(Tiers::with(&config.tiers));
+    let state = ApiState::new(Arc::clone(&admin), token.clone())
+        .with_tokens(tokens)
+        .with_tiers(Tiers::with(&config.tiers))
+        .with_public_metrics(public_metrics)
+        .with_limits(limits)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -96,14 +163,13 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
             let _ = stop_tx.send(true);
         });
         let mut graceful = stop_rx.clone();
-        let serve =
-            axum::serve(listener, server::router(state)).with_graceful_shutdown(async move {
-                let _ = graceful.changed().await;
-                tracing::info!("shutting down: finishing in-flight requests");
-            });
+        let serve = server::serve(listener, server::router(state), limits, async move {
+            let _ = graceful.changed().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        });
         let mut deadline = stop_rx;
         let result = tokio::select! {
-            r = serve => r.map_err(|e| format!("server error: {e}")),
+            r = serve => r,
             _ = async {
                 let _ = deadline.changed().await;
                 tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -119,6 +185,8 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     // single synced store write), then closes the store.
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     let closed = admin.close().map_err(|e| e.to_string());
+    // Held to here: the data dir stays locked until the store is closed.
+    drop(data);
     served?;
     closed?;
     tracing::info!("stopped; the tenant store is closed");
@@ -165,19 +233,6 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-}
-
-/// Creates the data directory, readable by its owner only (it holds the
-/// token).
-fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
 }
 
 async fn shutdown_signal() {
