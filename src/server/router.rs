@@ -240,7 +240,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// which adds the header-read timeout and the connection cap); run
 /// [`ApiState::spawn_alert_sampler`] to get alerts.
 ///
-/// Order of the layers, outermost first: the request timeout (503), the
+/// Order of the layers, outermost first: the JSON error bodies for the
+/// answers the layers below make, the request timeout (503), the
 /// concurrency limit, the hard body cap (`RequestBodyLimitLayer`), then per
 /// route the token check (401 and 403, before any of the body is read) and
 /// the body reader (413 over [`Limits::max_body_bytes`]).
@@ -279,6 +280,10 @@ pub fn router(state: ApiState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
+        ))
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            json_errors,
         ))
         .with_state(state)
 }
@@ -346,7 +351,11 @@ pub(crate) fn body_too_large(max: usize) -> ApiError {
 /// cap's 413, the timeout's 503) the JSON error body every other error has,
 /// keeping the `Allow` header.
 async fn json_errors(State(state): State<ApiState>, resp: Response) -> Response {
-    if resp.headers().contains_key(header::CONTENT_TYPE) {
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
         return resp;
     }
     let error = match resp.status() {

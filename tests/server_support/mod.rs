@@ -300,6 +300,45 @@ impl Drop for TestServer {
     }
 }
 
+/// Waits (bounded) for a `serve` child (stdout piped) to announce its
+/// address and for `/healthz` to answer; its stdout is drained from then on.
+pub fn announced_address(child: &mut Child) -> String {
+    let out = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut said = Vec::new();
+    let base = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    break rest.trim().to_owned();
+                }
+                said.push(line);
+            }
+            Err(e) => {
+                let _ = child.kill();
+                panic!("the server did not announce its address: {e}; said {said:?}")
+            }
+        }
+    };
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    let c = Client::new(&base, None);
+    while c.try_request("GET", "/healthz", None).map(|r| r.status) != Ok(200) {
+        assert!(Instant::now() < deadline, "/healthz never answered 200");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    base
+}
+
 /// The real binary, serving on a free loopback port.
 pub struct ServerProcess {
     pub child: Child,
