@@ -225,3 +225,40 @@ fn named_tokens_with_roles_and_an_audit_line_per_change() {
         assert!(!text.contains(secret), "the log shows a token");
     }
 }
+
+#[test]
+fn a_bad_stored_row_stops_the_start_unless_told_to_skip_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = ServerProcess::start(dir.path(), &[]);
+    let c = s.client();
+    for id in ["good", "bad"] {
+        assert_eq!(
+            c.post("/api/v1/tenants", &json!({"id": id, "name": id}))
+                .status,
+            201
+        );
+    }
+    assert!(s.terminate().success());
+    // An operator's hand edit gone wrong.
+    let db = rusqlite::Connection::open(dir.path().join("tenants.db")).unwrap();
+    db.execute("UPDATE tenants SET max_topics = -5 WHERE id = 'bad'", [])
+        .unwrap();
+    drop(db);
+    let e = refused(dir.path(), &[]);
+    assert!(e.contains("stored tenant \"bad\""), "{e}");
+    assert!(e.contains("max_topics"), "{e}");
+    assert!(e.contains("--skip-bad-rows"), "{e}");
+    let mut s = ServerProcess::start(dir.path(), &["--skip-bad-rows"]);
+    let c = s.client();
+    assert_eq!(c.get("/api/v1/tenants/good").status, 200);
+    assert_eq!(c.get("/api/v1/tenants/bad").status, 404);
+    s.kill();
+    // The row is left as it was, for the operator to fix.
+    let db = rusqlite::Connection::open(dir.path().join("tenants.db")).unwrap();
+    let topics: i64 = db
+        .query_row("SELECT max_topics FROM tenants WHERE id = 'bad'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(topics, -5);
+}

@@ -59,6 +59,9 @@ pub enum AdminError {
     },
     /// The store failed; the change was neither persisted nor applied.
     Store(StoreError),
+    /// At start: a stored tenant cannot be read or restored. The message
+    /// names the tenant and the field.
+    BadStoredTenant(String),
 }
 
 impl fmt::Display for AdminError {
@@ -71,6 +74,7 @@ impl fmt::Display for AdminError {
                 "tenant {id:?} holds {connections} connection(s); close them or delete with force=true"
             ),
             AdminError::Store(e) => write!(f, "{e}; the change was not applied"),
+            AdminError::BadStoredTenant(m) => f.write_str(m),
         }
     }
 }
@@ -113,20 +117,69 @@ impl Admin {
     /// # Errors
     ///
     /// [`AdminError::Store`] if the store cannot be read;
-    /// [`AdminError::Engine`] if a stored tenant is invalid or already in
-    /// `manager`.
+    /// [`AdminError::BadStoredTenant`] if a stored tenant is invalid (the
+    /// message names the tenant and the field; see
+    /// [`Admin::open_skipping_bad_rows`] to start without such tenants);
+    /// [`AdminError::Engine`] if a stored tenant is already in `manager`.
     pub fn open(manager: Arc<Manager>, store: impl Store) -> Result<Admin, AdminError> {
-        let mut store: Box<dyn Store> = Box::new(store);
-        let tenants = store.load_all()?;
-        let n = tenants.len();
-        for t in tenants {
-            manager.restore(t)?;
+        Admin::load(manager, Box::new(store), false).map(|(admin, _)| admin)
+    }
+
+    /// As [`Admin::open`], but a stored tenant that cannot be read or
+    /// restored is left out (and left as it is in the store) instead of
+    /// stopping the start. Returns the admin path and one message per tenant
+    /// left out, each also logged at `error`.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::Store`] if the store cannot be read at all.
+    pub fn open_skipping_bad_rows(
+        manager: Arc<Manager>,
+        store: impl Store,
+    ) -> Result<(Admin, Vec<String>), AdminError> {
+        Admin::load(manager, Box::new(store), true)
+    }
+
+    fn load(
+        manager: Arc<Manager>,
+        mut store: Box<dyn Store>,
+        skip_bad: bool,
+    ) -> Result<(Admin, Vec<String>), AdminError> {
+        let rows = store.load_rows()?;
+        let mut skipped = Vec::new();
+        let mut n = 0;
+        for row in rows {
+            let outcome = match row {
+                Ok(t) => {
+                    let id = t.id.clone();
+                    match manager.restore(t) {
+                        Ok(_) => Ok(()),
+                        Err(e @ Error::TenantExists(_)) => return Err(AdminError::Engine(e)),
+                        Err(e) => Err(StoreError(format!("stored tenant {id:?}: {e}"))),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) => n += 1,
+                Err(e) if skip_bad => {
+                    tracing::error!("left out at start: {e}");
+                    skipped.push(e.0);
+                }
+                Err(e) => {
+                    return Err(AdminError::BadStoredTenant(format!(
+                        "{e}; fix or delete that row, or start with --skip-bad-rows to \
+                         start without it"
+                    )))
+                }
+            }
         }
         tracing::info!(tenants = n, "tenants restored from the store");
-        Ok(Admin {
+        let admin = Admin {
             manager,
             store: Mutex::new(Some(store)),
-        })
+        };
+        Ok((admin, skipped))
     }
 
     /// The engine.

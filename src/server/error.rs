@@ -97,12 +97,19 @@ impl From<AdminError> for ApiError {
                 "tenant_has_connections",
                 e.to_string(),
             ),
-            AdminError::Store(_) => {
-                tracing::error!(error = %e, "admin change failed in the store");
+            AdminError::BadStoredTenant(_) => {
+                tracing::error!(error = %e, "a stored tenant is invalid");
+                ApiError::internal("a stored tenant is invalid; see the server log")
+            }
+            AdminError::Store(inner) => {
+                tracing::error!(error = %inner, "admin change failed in the store");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "store_error",
-                    e.to_string(),
+                    format!(
+                        "the store could not write: {}; the change was not applied",
+                        inner.0
+                    ),
                 )
             }
         }

@@ -29,9 +29,14 @@ use crate::{validate_tenant_id, NewTenant, Quotas};
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("the admin task failed: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        // A panic's text is for the log, not for the client.
+        tracing::error!(error = %e, "an admin change panicked");
+        ApiError::internal(
+            "the change could not be completed (an internal error; see the server log); \
+             retry, or read the tenant to see whether it was applied",
+        )
+    })?
 }
 
 /// The `{id}` path segment, checked.

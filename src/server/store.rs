@@ -28,6 +28,16 @@ pub trait Store: Send + 'static {
     ///
     /// [`StoreError`] if the store cannot be read or holds an invalid row.
     fn load_all(&mut self) -> Result<Vec<Tenant>, StoreError>;
+    /// Every tenant stored, each row on its own: a row that cannot be read
+    /// as a tenant is an `Err` naming the tenant and the field, and the
+    /// other rows still load. The default calls [`Store::load_all`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the store cannot be read at all.
+    fn load_rows(&mut self) -> Result<Vec<Result<Tenant, StoreError>>, StoreError> {
+        Ok(self.load_all()?.into_iter().map(Ok).collect())
+    }
     /// Adds a tenant whose id is not stored yet.
     ///
     /// # Errors
@@ -67,8 +77,26 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 impl From<rusqlite::Error> for StoreError {
+    /// An operator's summary (`disk full`, `the database file is
+    /// read-only`); SQLite's own message goes to the log.
     fn from(e: rusqlite::Error) -> Self {
-        StoreError(e.to_string())
+        use rusqlite::ErrorCode as C;
+        let summary = match e.sqlite_error_code() {
+            Some(C::DiskFull) => "disk full",
+            Some(C::ReadOnly) => "the database file is read-only",
+            Some(C::DatabaseBusy | C::DatabaseLocked) => {
+                "the database is locked by another process"
+            }
+            Some(C::CannotOpen) => "the database file cannot be opened",
+            Some(C::PermissionDenied) => "permission denied",
+            Some(C::SystemIoFailure) => "an I/O error",
+            Some(C::DatabaseCorrupt | C::NotADatabase) => "the database file is corrupt",
+            Some(C::OutOfMemory) => "out of memory",
+            Some(C::ConstraintViolation) => "a row conflicts with one already stored",
+            _ => "an unexpected database error (see the server log)",
+        };
+        tracing::error!(error = %e, "tenant store: {summary}");
+        StoreError(summary.to_owned())
     }
 }
 
@@ -175,12 +203,16 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn load_all(&mut self) -> Result<Vec<Tenant>, StoreError> {
+        self.load_rows()?.into_iter().collect()
+    }
+
+    fn load_rows(&mut self) -> Result<Vec<Result<Tenant, StoreError>>, StoreError> {
         let sql = format!("SELECT {} FROM tenants ORDER BY id", select_columns());
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map([], row_values)?;
         let mut all = Vec::new();
         for row in rows {
-            all.push(tenant_from_row(row?)?);
+            all.push(tenant_from_row(row?));
         }
         Ok(all)
     }
@@ -408,6 +440,49 @@ mod tests {
         assert!(s.delete("a").is_err());
         assert!(s.update(&a).is_err());
         assert_eq!(s.load_all().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn sqlite_errors_read_as_an_operator_would_say_them() {
+        let e = |code| {
+            StoreError::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                Some("raw sqlite detail".into()),
+            ))
+        };
+        assert_eq!(e(rusqlite::ffi::SQLITE_FULL).0, "disk full");
+        assert_eq!(
+            e(rusqlite::ffi::SQLITE_READONLY).0,
+            "the database file is read-only"
+        );
+        assert_eq!(
+            e(rusqlite::ffi::SQLITE_BUSY).0,
+            "the database is locked by another process"
+        );
+        assert!(!e(rusqlite::ffi::SQLITE_CORRUPT)
+            .0
+            .contains("raw sqlite detail"));
+    }
+
+    #[test]
+    fn a_bad_row_names_its_tenant_and_field_and_the_rest_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut s = SqliteStore::open(&path).unwrap();
+        s.insert(&tenant("a")).unwrap();
+        s.insert(&tenant("b")).unwrap();
+        s.conn
+            .execute(
+                "UPDATE tenants SET metadata = '{not json' WHERE id = 'a'",
+                [],
+            )
+            .unwrap();
+        let rows = s.load_rows().unwrap();
+        assert_eq!(rows.len(), 2);
+        let e = rows[0].as_ref().unwrap_err();
+        assert!(e.0.starts_with("stored tenant \"a\": metadata: "), "{e}");
+        assert_eq!(rows[1].as_ref().unwrap().id, "b");
+        assert!(s.load_all().is_err());
     }
 
     #[test]

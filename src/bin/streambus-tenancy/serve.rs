@@ -57,6 +57,10 @@ pub(crate) struct ServeArgs {
     /// Requests handled at once at most [default: 64; 1 to 65536].
     #[arg(long)]
     max_concurrent_requests: Option<usize>,
+    /// Start even if a stored tenant cannot be read or restored: leave it out
+    /// (and as it is in the store), and log which and why.
+    #[arg(long)]
+    skip_bad_rows: bool,
     /// Largest request body, e.g. 1MiB [default: 1MiB; 1KiB to 64MiB].
     #[arg(long, value_parser = parse_size)]
     max_body_bytes: Option<usize>,
@@ -135,7 +139,20 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         data.tighten(extra)?;
     }
     let manager = Arc::new(Manager::new());
-    let admin = Arc::new(Admin::open(Arc::clone(&manager), store).map_err(|e| e.to_string())?);
+    let admin = if args.skip_bad_rows {
+        let (admin, skipped) = Admin::open_skipping_bad_rows(Arc::clone(&manager), store)
+            .map_err(|e| e.to_string())?;
+        if !skipped.is_empty() {
+            tracing::warn!(
+                "started without {} stored tenant(s) that could not be read (--skip-bad-rows)",
+                skipped.len()
+            );
+        }
+        admin
+    } else {
+        Admin::open(Arc::clone(&manager), store).map_err(|e| e.to_string())?
+    };
+    let admin = Arc::new(admin);
     let state = ApiState::new(Arc::clone(&admin), token.clone())
         .with_tokens(tokens)
         .with_tiers(Tiers::with(&config.tiers))
