@@ -147,13 +147,18 @@ impl From<Tenant> for TenantJson {
     }
 }
 
-/// Every tenant, sorted by id.
+/// One page of tenants, sorted by id.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct TenantListJson {
-    /// The tenants.
+    /// The tenants of this page.
     pub tenants: Vec<TenantJson>,
-    /// How many.
+    /// How many tenants this page holds.
     pub count: usize,
+    /// How many tenants there are in all.
+    pub total: usize,
+    /// The `after` of the next page: this page's last id when more tenants
+    /// follow, `null` on the last page.
+    pub next: Option<String>,
 }
 
 /// A tenant's usage now. Rates are per second over the window.

@@ -51,6 +51,7 @@ mod config;
 mod error;
 mod handlers;
 mod metrics;
+mod paging;
 mod router;
 mod store;
 
@@ -68,5 +69,6 @@ pub use config::{
 };
 pub use error::ApiError;
 pub use metrics::Metrics;
+pub use paging::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 pub use router::{openapi, router, ApiState, MAX_BODY_BYTES};
 pub use store::{SqliteStore, Store, StoreError};
