@@ -81,6 +81,38 @@ impl From<Quotas> for QuotasJson {
     }
 }
 
+impl From<QuotasJson> for Quotas {
+    fn from(q: QuotasJson) -> Self {
+        // Destructured so that a new field fails to compile here.
+        let QuotasJson {
+            max_bytes_per_second,
+            max_messages_per_second,
+            max_storage_bytes,
+            max_topics,
+            max_partitions,
+            max_connections,
+            max_producers,
+            max_consumers,
+            max_consumer_groups,
+            max_requests_per_second,
+            max_retention_hours,
+        } = q;
+        Quotas {
+            max_bytes_per_second,
+            max_messages_per_second,
+            max_storage_bytes,
+            max_topics,
+            max_partitions,
+            max_connections,
+            max_producers,
+            max_consumers,
+            max_consumer_groups,
+            max_requests_per_second,
+            max_retention_hours,
+        }
+    }
+}
+
 /// Quotas to set: any subset of the fields, by snake_case name or the seed's
 /// Go name (`MaxBytesPerSecond`, ...). Fields left out keep their base value
 /// (the tier's on create, the tenant's current value on update).
