@@ -20,6 +20,8 @@
 //!   80% (warning) and 95% (critical) once, through `tracing`.
 //! - [`Config`]/[`Tiers`]: the TOML file and the named quota tiers.
 //! - [`Token`]: the bearer token, compared in constant time.
+//! - [`DEFAULT_PAGE_LIMIT`]/[`MAX_PAGE_LIMIT`]: the pages of the tenant list
+//!   (`?limit=N&after=<id>`, answered with `count`, `total` and `next`).
 //!
 //! # Usage
 //!
