@@ -218,7 +218,7 @@ fn list(
         next: None,
     };
     loop {
-        let left = limit.map_or(u64::MAX, |l| l - all.tenants.len() as u64);
+        let left = limit.map_or(u64::MAX, |l| l.saturating_sub(all.tenants.len() as u64));
         let mut path = format!("/api/v1/tenants?limit={}", page_size.min(left));
         if let Some(a) = &after {
             path.push_str(&format!("&after={}", encode(a)));
