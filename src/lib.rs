@@ -127,8 +127,8 @@ pub use manager::{Manager, ManagerBuilder, NewTenant, TenantUpdate};
 pub use permit::Permit;
 pub use quotas::{QuotaType, Quotas, MAX_RATE_QUOTA, UNLIMITED};
 pub use tenant::{
-    validate_name, validate_tenant_id, Tenant, TenantStats, TenantStatus, Usage, MAX_NAME_LEN,
-    MAX_TENANT_ID_LEN,
+    validate_name, validate_tenant_id, Tenant, TenantPage, TenantStats, TenantStatus, Usage,
+    MAX_NAME_LEN, MAX_TENANT_ID_LEN,
 };
 pub use tracker::{QuotaTracker, TenantCounters};
 

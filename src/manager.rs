@@ -1,14 +1,18 @@
 //! The manager: tenant lifecycle over the registry, and enforcement by id.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::time::{Duration, SystemTime};
+
+use smol_str::SmolStr;
 
 use crate::clock::{Geometry, TickClock};
 use crate::registry::Registry;
 use crate::sync::{Arc, StdArc};
 use crate::tenant::{validate_name, validate_tenant_id, TenantInfo};
 use crate::tracker::{utilization, Held, QuotaTracker};
-use crate::{Error, Permit, QuotaType, Quotas, Tenant, TenantStats, TenantStatus, Usage};
+use crate::{
+    Error, Permit, QuotaType, Quotas, Tenant, TenantPage, TenantStats, TenantStatus, Usage,
+};
 
 /// Coordinates tenants and enforces their quotas by id.
 ///
@@ -421,6 +425,71 @@ impl Manager {
         self.registry.for_each(|t| all.push(tenant_of(t)));
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
+    }
+
+    /// One page of tenants in id order: the first `limit` tenants whose ids
+    /// sort after `after` (from the first tenant for `None`), how many
+    /// tenants there are in all, and the cursor of the next page.
+    ///
+    /// `after` is an exclusive cursor and need not name an existing tenant:
+    /// a page ends with the tenants created after it and skips those
+    /// deleted. The walk over the tenants compares ids and copies one only
+    /// while it is among the `limit` smallest seen so far (inline, without
+    /// allocating, up to 23 bytes); a [`Tenant`] is built for the page's
+    /// tenants alone. Like [`Manager::list_tenants`] the
+    /// view is weakly consistent: a tenant created or deleted meanwhile may
+    /// or may not be in it. A `limit` of 0 answers only `total`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streambus_tenancy::{Manager, Quotas};
+    ///
+    /// let m = Manager::new();
+    /// for id in ["c", "a", "d", "b"] {
+    ///     m.create_tenant(id, id, Quotas::default())?;
+    /// }
+    /// let first = m.list_tenants_page(None, 3);
+    /// let ids: Vec<_> = first.tenants.iter().map(|t| t.id.as_str()).collect();
+    /// assert_eq!((ids, first.total, first.next.as_deref()), (vec!["a", "b", "c"], 4, Some("c")));
+    /// let last = m.list_tenants_page(first.next.as_deref(), 3);
+    /// assert_eq!((last.tenants.len(), last.next), (1, None));
+    /// # Ok::<(), streambus_tenancy::Error>(())
+    /// ```
+    pub fn list_tenants_page(&self, after: Option<&str>, limit: usize) -> TenantPage {
+        // A max-heap of the `limit` smallest ids seen so far: an id that
+        // sorts after its top is passed over without being copied.
+        let mut smallest: BinaryHeap<SmolStr> =
+            BinaryHeap::with_capacity(limit.min(self.registry.len()));
+        let (mut total, mut candidates) = (0usize, 0usize);
+        self.registry.for_each(|t| {
+            total += 1;
+            let id = t.id();
+            if after.is_some_and(|a| id <= a) {
+                return;
+            }
+            candidates += 1;
+            if smallest.len() < limit {
+                smallest.push(SmolStr::new(id));
+            } else if smallest.peek().is_some_and(|top| id < top.as_str()) {
+                smallest.pop();
+                smallest.push(SmolStr::new(id));
+            }
+        });
+        let ids = smallest.into_sorted_vec();
+        let next = match ids.last() {
+            Some(last) if candidates > ids.len() => Some(last.to_string()),
+            _ => None,
+        };
+        let tenants = ids
+            .iter()
+            .filter_map(|id| self.registry.with(id, |t| tenant_of(t)))
+            .collect();
+        TenantPage {
+            tenants,
+            total,
+            next,
+        }
     }
 
     /// Suspends a tenant: every enforce and acquire call is refused with

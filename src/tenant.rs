@@ -127,6 +127,20 @@ pub struct TenantStats {
     pub utilization: BTreeMap<String, f64>,
 }
 
+/// One page of tenants in id order, from
+/// [`Manager::list_tenants_page`](crate::Manager::list_tenants_page).
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct TenantPage {
+    /// The tenants of this page, sorted by id.
+    pub tenants: Vec<Tenant>,
+    /// How many tenants there were in all while the page was read.
+    pub total: usize,
+    /// The last id of this page when more tenants sort after it, else
+    /// `None`: pass it as `after` to read the next page.
+    pub next: Option<String>,
+}
+
 /// The admin-path fields of a tenant, swapped whole on update.
 #[derive(Clone, Debug)]
 pub(crate) struct TenantInfo {

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use server_support::{raw_status, Client, TestServer, READ_TOKEN, TOKEN};
-use streambus_tenancy::server::{SqliteStore, Store, StoreError};
+use streambus_tenancy::server::{
+    SqliteStore, Store, StoreError, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT,
+};
 use streambus_tenancy::{Error, Quotas, Tenant, TenantStatus};
 
 fn tenant_body(id: &str) -> Value {
@@ -260,6 +262,181 @@ fn lifecycle_over_every_route() {
     // And the store agrees.
     let stored = SqliteStore::open(&s.db).unwrap().load_all().unwrap();
     assert_eq!(stored, s.manager.list_tenants());
+}
+
+fn page_ids(r: &server_support::Resp) -> Vec<String> {
+    r.body["tenants"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tenants in {r:?}"))
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `GET /api/v1/tenants` pages by id: default and largest page sizes, the
+/// `next` cursor followed to the end, a cursor that names no tenant, and
+/// every bad `limit` and `after` refused with a 400 naming it.
+#[test]
+fn the_list_pages_by_id_with_a_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path());
+    let c = s.client();
+    // Through the API (durable) and, for numbers past the largest page,
+    // straight into the engine the router reads.
+    for id in ["api-b", "api-a"] {
+        assert_eq!(c.post("/api/v1/tenants", &tenant_body(id)).status, 201);
+    }
+    let n = MAX_PAGE_LIMIT + 3;
+    let mut ids: Vec<String> = vec!["api-a".into(), "api-b".into()];
+    for i in 0..n - 2 {
+        // Created out of order; some ids longer than 23 bytes.
+        let id = if i % 5 == 0 {
+            format!("z-long-tenant-id-beyond-inline-{:04}", (i * 7) % n)
+        } else {
+            format!("t{:04}", (i * 7) % n)
+        };
+        s.manager
+            .create_tenant(&id, "T", Quotas::default())
+            .unwrap();
+        ids.push(id);
+    }
+    ids.sort();
+
+    // Default page size.
+    let first = c.get("/api/v1/tenants");
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(page_ids(&first), ids[..DEFAULT_PAGE_LIMIT]);
+    assert_eq!(first.body["count"], DEFAULT_PAGE_LIMIT);
+    assert_eq!(first.body["total"], n);
+    assert_eq!(first.body["next"], ids[DEFAULT_PAGE_LIMIT - 1]);
+    assert_eq!(
+        first.body["tenants"][0]["name"], "Tenant api-a",
+        "whole tenants"
+    );
+
+    // The largest page, and the one past it.
+    let max = c.get(&format!("/api/v1/tenants?limit={MAX_PAGE_LIMIT}"));
+    assert_eq!(max.status, 200);
+    assert_eq!(page_ids(&max), ids[..MAX_PAGE_LIMIT]);
+    assert_eq!(max.body["next"], ids[MAX_PAGE_LIMIT - 1]);
+    let rest = c.get(&format!(
+        "/api/v1/tenants?limit={MAX_PAGE_LIMIT}&after={}",
+        ids[MAX_PAGE_LIMIT - 1]
+    ));
+    assert_eq!(page_ids(&rest), ids[MAX_PAGE_LIMIT..]);
+    assert_eq!(
+        (rest.body["count"].as_u64(), rest.body["total"].as_u64()),
+        (Some(3), Some(n as u64))
+    );
+    assert!(rest.body["next"].is_null(), "{:?}", rest.body["next"]);
+
+    // Following `next` reads every tenant once, in order, over several pages.
+    let (mut seen, mut after, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let path = match &after {
+            Some(a) => format!("/api/v1/tenants?after={a}&limit=300"),
+            None => "/api/v1/tenants?limit=300".to_owned(),
+        };
+        let r = c.get(&path);
+        assert_eq!(r.status, 200, "{r:?}");
+        let page = page_ids(&r);
+        assert_eq!(r.body["count"], page.len());
+        assert_eq!(r.body["total"], n);
+        seen.extend(page);
+        pages += 1;
+        match r.body["next"].as_str() {
+            Some(next) => {
+                assert_eq!(Some(next), seen.last().map(String::as_str));
+                after = Some(next.to_owned());
+            }
+            None => break,
+        }
+    }
+    assert_eq!((seen.len(), pages), (n, 4));
+    assert_eq!(seen, ids);
+
+    // The cursor is exclusive and need not exist; past the end is empty.
+    let r = c.get("/api/v1/tenants?after=t0000a&limit=2");
+    let want: Vec<String> = ids
+        .iter()
+        .filter(|id| id.as_str() > "t0000a")
+        .take(2)
+        .cloned()
+        .collect();
+    assert!(!ids.contains(&"t0000a".to_owned()) && want.len() == 2);
+    assert_eq!(page_ids(&r), want);
+    let r = c.get("/api/v1/tenants?after=zzz");
+    assert_eq!((r.status, r.body["count"].as_u64()), (200, Some(0)));
+    assert!(r.body["next"].is_null());
+    // A page that ends exactly at the last tenant says no more follow.
+    let r = c.get(&format!("/api/v1/tenants?limit=1&after={}", ids[n - 2]));
+    assert_eq!(page_ids(&r), [ids[n - 1].clone()]);
+    assert!(r.body["next"].is_null());
+
+    // Bad input: 400, naming the parameter.
+    let over = format!("limit={}", MAX_PAGE_LIMIT + 1);
+    for (query, code, word) in [
+        ("limit=0", "invalid_request", "limit: "),
+        (over.as_str(), "invalid_request", "limit: "),
+        ("limit=-1", "invalid_request", "limit: "),
+        ("limit=ten", "invalid_request", "limit: "),
+        ("limit=", "invalid_request", "limit: "),
+        ("limit=2.5", "invalid_request", "limit: "),
+        ("after=a%20b", "invalid_tenant_id", "after: "),
+        ("after=", "invalid_tenant_id", "after: "),
+        ("after=a%2Fb", "invalid_tenant_id", "after: "),
+        ("page=2", "invalid_request", "page"),
+        ("limit=1&limit=2", "invalid_request", "limit"),
+    ] {
+        let r = c.get(&format!("/api/v1/tenants?{query}"));
+        assert_eq!((r.status, r.code()), (400, code), "{query}: {r:?}");
+        assert!(r.error().contains(word), "{query}: {}", r.error());
+    }
+    let long = "x".repeat(streambus_tenancy::MAX_TENANT_ID_LEN + 1);
+    let r = c.get(&format!("/api/v1/tenants?after={long}"));
+    assert_eq!((r.status, r.code()), (400, "invalid_tenant_id"));
+    assert!(r.error().starts_with("after: "), "{}", r.error());
+    let r = c.get("/api/v1/tenants?limit=0");
+    assert!(
+        r.error().contains(&MAX_PAGE_LIMIT.to_string()),
+        "says what is allowed: {}",
+        r.error()
+    );
+
+    // The OpenAPI document states the same ranges.
+    let doc = c.get("/api/v1/openapi.json").body;
+    let params = doc["paths"]["/api/v1/tenants"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is not documented: {params:?}"))
+            .clone()
+    };
+    let limit = param("limit");
+    assert_eq!(limit["in"], "query");
+    assert_eq!(limit["schema"]["type"], "integer");
+    assert_eq!(limit["schema"]["minimum"], 1);
+    assert_eq!(limit["schema"]["maximum"], MAX_PAGE_LIMIT);
+    assert_eq!(limit["schema"]["default"], DEFAULT_PAGE_LIMIT);
+    let after = param("after");
+    assert_eq!(after["in"], "query");
+    assert_eq!(after["schema"]["pattern"], "^[A-Za-z0-9._-]{1,128}$");
+    assert_eq!(
+        after["schema"]["maxLength"],
+        streambus_tenancy::MAX_TENANT_ID_LEN
+    );
+    let list = &doc["components"]["schemas"]["TenantListJson"]["properties"];
+    for field in ["tenants", "count", "total", "next"] {
+        assert!(
+            list[field].is_object(),
+            "TenantListJson lacks {field}: {list}"
+        );
+    }
+    assert!(doc["paths"]["/api/v1/tenants"]["get"]["responses"]["400"].is_object());
 }
 
 /// Every bad input tried against the API, the status and code it gets, and

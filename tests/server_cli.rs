@@ -11,16 +11,28 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use server_support::{bin, Client, ServerProcess, TOKEN};
 
+/// `tenants --server BASE ARGS...` with the token in the environment.
 fn tenants(base: &str, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("tenants")
-        .args(["--server", base, "--token", TOKEN])
+    cli(base, args)
+        .env("STREAMBUS_TENANCY_TOKEN", TOKEN)
+        .output()
+        .expect("run the CLI")
+}
+
+/// The CLI against `base` with no token and no server from the environment.
+fn cli(base: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("tenants")
+        .args(["--server", base])
         .args(args)
         .env_remove("STREAMBUS_TENANCY_TOKEN")
         .env_remove("STREAMBUS_TENANCY_URL")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the CLI")
+        .stdin(Stdio::null());
+    c
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn ok(base: &str, args: &[&str]) -> String {
@@ -36,7 +48,7 @@ fn ok(base: &str, args: &[&str]) -> String {
 
 fn json(base: &str, args: &[&str]) -> Value {
     let mut all = args.to_vec();
-    all.push("--json");
+    all.extend(["--output", "json"]);
     serde_json::from_str(&ok(base, &all)).unwrap()
 }
 
@@ -139,37 +151,309 @@ fn the_cli_drives_a_running_server() {
     assert!(e.contains("KEY=VALUE"), "{e}");
     let e = fails(b, &["create", "x", "--tier", "platinum"]);
     assert!(e.contains("platinum"), "{e}");
-    let out = Command::new(bin())
-        .args([
-            "tenants",
-            "--server",
-            b,
-            "--token",
-            "wrong-token-0123456789",
-            "list",
-        ])
+    let out = cli(b, &["list"])
+        .env("STREAMBUS_TENANCY_TOKEN", "wrong-token-0123456789")
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
-    let out = Command::new(bin())
-        .args([
-            "tenants",
-            "--server",
-            "http://127.0.0.1:9",
-            "--token",
-            TOKEN,
-            "list",
-        ])
-        .output()
-        .unwrap();
+    assert!(text(&out.stderr).contains("401"));
+    let out = tenants("http://127.0.0.1:9", &["list"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
+    assert!(text(&out.stderr).contains("cannot reach"));
 
     assert!(ok(b, &["delete", "free-1"]).contains("deleted tenant free-1"));
     assert_eq!(json(b, &["list"])["count"], 1);
     let e = fails(b, &["delete", "free-1"]);
     assert!(e.contains("404"), "{e}");
+}
+
+/// `tenants list` follows `next` page by page until the server says no
+/// more follow, or `--limit` tenants are shown; `--after` starts later.
+#[test]
+fn list_pages_through_every_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let b = server.base.as_str();
+    let c = server.client();
+    let mut ids: Vec<String> = (0..12).map(|i| format!("p{:02}", (i * 5) % 12)).collect();
+    for id in &ids {
+        let r = c.post(
+            "/api/v1/tenants",
+            &serde_json::json!({"id": id, "name": format!("Tenant {id}")}),
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    ids.sort();
+    let listed = |v: &Value| -> Vec<String> {
+        v["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Pages of 5: three requests, every tenant once, in order.
+    let v = json(b, &["list", "--page-size", "5"]);
+    assert_eq!(listed(&v), ids);
+    assert_eq!(
+        (v["count"].as_u64(), v["total"].as_u64()),
+        (Some(12), Some(12))
+    );
+    assert!(v["next"].is_null());
+    assert_eq!(v["tenants"][3]["name"], "Tenant p03", "whole tenants");
+    let table = ok(b, &["list", "--page-size", "5"]);
+    let at: Vec<usize> = ids
+        .iter()
+        .map(|id| table.find(id.as_str()).unwrap())
+        .collect();
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "rows in id order: {table}"
+    );
+    assert!(table.contains("12 tenant(s)"), "{table}");
+
+    // --limit caps what is shown and gives the cursor to go on from.
+    let v = json(b, &["list", "--limit", "7", "--page-size", "3"]);
+    assert_eq!(listed(&v), ids[..7]);
+    assert_eq!(
+        (v["count"].as_u64(), v["total"].as_u64()),
+        (Some(7), Some(12))
+    );
+    assert_eq!(v["next"], "p06");
+    let table = ok(b, &["list", "--limit", "7"]);
+    assert!(
+        table.contains("7 of 12 tenant(s); more follow: --after p06") && !table.contains("p07"),
+        "{table}"
+    );
+    let v = json(b, &["list", "--after", "p06", "--page-size", "2"]);
+    assert_eq!(listed(&v), ids[7..]);
+    assert!(v["next"].is_null());
+    let v = json(b, &["list", "--after", "p11"]);
+    assert_eq!(
+        (v["count"].as_u64(), v["total"].as_u64()),
+        (Some(0), Some(12))
+    );
+
+    // Bad values are refused before anything is sent, or by the server.
+    for (args, word) in [
+        (&["list", "--limit", "0"][..], "--limit"),
+        (&["list", "--page-size", "1001"][..], "--page-size"),
+        (&["list", "--after", "a b"][..], "after: invalid tenant id"),
+    ] {
+        let e = fails(b, args);
+        assert!(e.contains(word), "{args:?}: {e}");
+    }
+}
+
+/// `https://` servers are accepted and spoken to in TLS; other schemes are
+/// refused with a message saying what is allowed. (No certificate is
+/// trusted here, so no https request completes: what the test checks is
+/// that the client's first bytes are a TLS handshake.)
+#[test]
+fn https_urls_are_accepted_and_speak_tls() {
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    // A listener that records the first bytes it receives.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut head = [0u8; 3];
+        conn.read_exact(&mut head).unwrap();
+        head
+    });
+    let url = format!("https://127.0.0.1:{port}");
+    let out = tenants(&url, &["list"]);
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(e.contains(&format!("cannot reach {url}")), "{e}");
+    let head = seen.join().unwrap();
+    assert_eq!(
+        (head[0], head[1]),
+        (0x16, 0x03),
+        "a TLS handshake record, not plain HTTP: {head:?}"
+    );
+
+    // A closed port: the connection fails, the scheme is not refused.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://127.0.0.1:{}/", closed.local_addr().unwrap().port());
+    drop(closed);
+    let out = tenants(&url, &["get", "x"]);
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(e.contains("cannot reach https://127.0.0.1:"), "{e}");
+
+    for bad in ["ftp://127.0.0.1:7420", "127.0.0.1:7420", "https://"] {
+        let out = tenants(bad, &["list"]);
+        assert!(!out.status.success());
+        let e = text(&out.stderr);
+        assert!(
+            e.contains("must be an http:// or https:// URL"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+/// The token comes from `--token-file` or `STREAMBUS_TENANCY_TOKEN`;
+/// `--token` works but warns that it is visible in `ps`.
+#[test]
+fn the_token_comes_from_a_file_or_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("data"), &[]);
+    let b = server.base.as_str();
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    let file = file.to_str().unwrap();
+
+    // The environment: no warning.
+    let out = tenants(b, &["list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    // A file, which wins over the environment: no warning.
+    let out = cli(b, &["--token-file", file, "list"])
+        .env("STREAMBUS_TENANCY_TOKEN", "wrong-token-0123456789")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    // The command line: works, with a warning naming the alternatives.
+    let out = cli(b, &["--token", TOKEN, "list"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let e = text(&out.stderr);
+    assert!(
+        e.starts_with("warning: ")
+            && e.contains("ps")
+            && e.contains("STREAMBUS_TENANCY_TOKEN")
+            && e.contains("--token-file"),
+        "{e}"
+    );
+    assert!(
+        !text(&out.stdout).contains("warning"),
+        "the warning is not in the output"
+    );
+
+    // None at all (no default token file in this directory).
+    let out = cli(b, &["list"]).current_dir(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("no admin token")
+            && e.contains("STREAMBUS_TENANCY_TOKEN")
+            && e.contains("--token-file"),
+        "{e}"
+    );
+    // An empty file, a missing file, a wrong token.
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = cli(b, &["--token-file", empty.to_str().unwrap(), "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("empty token"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli(b, &["--token-file", "/nonexistent/token", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("/nonexistent/token"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli(b, &["list"])
+        .env("STREAMBUS_TENANCY_TOKEN", "wrong-token-0123456789")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("401"));
+}
+
+/// Tables show sizes and rates in binary units; `--output json` (and its
+/// old spelling `--json`) keeps the exact numbers.
+#[test]
+fn tables_use_human_units_and_json_keeps_exact_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let b = server.base.as_str();
+    let created = json(
+        b,
+        &[
+            "create",
+            "units",
+            "--quota",
+            "max_bytes_per_second=10485760",
+            "--quota",
+            "max_storage_bytes=1073742336",
+            "--quota",
+            "max_messages_per_second=25000",
+            "--quota",
+            "max_retention_hours=168",
+        ],
+    );
+    assert_eq!(created["quotas"]["max_storage_bytes"], 1_073_742_336u64);
+
+    let table = ok(b, &["get", "units"]);
+    for want in [
+        "10 MiB/s",
+        "1.0 GiB",
+        "25,000 msg/s",
+        "7 d",
+        "max_storage_bytes",
+    ] {
+        assert!(table.contains(want), "get lacks {want}: {table}");
+    }
+    assert!(
+        !table.contains("10485760") && !table.contains("1073742336"),
+        "{table}"
+    );
+    let list = ok(b, &["list"]);
+    assert!(
+        list.contains("10 MiB/s") && list.contains("1.0 GiB"),
+        "{list}"
+    );
+    let stats = ok(b, &["stats", "units"]);
+    for want in [
+        "0 B/s",
+        "10 MiB/s",
+        "0 B",
+        "1.0 GiB",
+        "admitted: 0 B, 0 messages",
+    ] {
+        assert!(stats.contains(want), "stats lacks {want}: {stats}");
+    }
+
+    // Exact numbers in JSON, by either spelling; the table is the default.
+    for flag in [&["--output", "json"][..], &["--json"][..]] {
+        let mut args = vec!["get", "units"];
+        args.extend(flag);
+        let v: Value = serde_json::from_str(&ok(b, &args)).unwrap();
+        assert_eq!(v["quotas"]["max_bytes_per_second"], 10_485_760, "{flag:?}");
+        assert_eq!(
+            v["quotas"]["max_storage_bytes"], 1_073_742_336u64,
+            "{flag:?}"
+        );
+    }
+    assert_eq!(ok(b, &["get", "units", "--output", "table"]), table);
+    let v = json(b, &["stats", "units"]);
+    assert_eq!(v["tenant"]["quotas"]["max_storage_bytes"], 1_073_742_336u64);
+
+    let e = fails(b, &["list", "--output", "yaml"]);
+    assert!(e.contains("possible values: table, json"), "{e}");
+    let e = fails(b, &["list", "--json", "--output", "table"]);
+    assert!(e.contains("cannot be used with"), "{e}");
+    let help = ok(b, &["--help"]);
+    assert!(
+        help.contains("--output") && !help.contains("--json"),
+        "{help}"
+    );
 }
 
 fn token_file(dir: &Path) -> String {

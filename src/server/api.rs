@@ -81,6 +81,38 @@ impl From<Quotas> for QuotasJson {
     }
 }
 
+impl From<QuotasJson> for Quotas {
+    fn from(q: QuotasJson) -> Self {
+        // Destructured so that a new field fails to compile here.
+        let QuotasJson {
+            max_bytes_per_second,
+            max_messages_per_second,
+            max_storage_bytes,
+            max_topics,
+            max_partitions,
+            max_connections,
+            max_producers,
+            max_consumers,
+            max_consumer_groups,
+            max_requests_per_second,
+            max_retention_hours,
+        } = q;
+        Quotas {
+            max_bytes_per_second,
+            max_messages_per_second,
+            max_storage_bytes,
+            max_topics,
+            max_partitions,
+            max_connections,
+            max_producers,
+            max_consumers,
+            max_consumer_groups,
+            max_requests_per_second,
+            max_retention_hours,
+        }
+    }
+}
+
 /// Quotas to set: any subset of the fields, by snake_case name or the seed's
 /// Go name (`MaxBytesPerSecond`, ...). Fields left out keep their base value
 /// (the tier's on create, the tenant's current value on update).
@@ -147,13 +179,18 @@ impl From<Tenant> for TenantJson {
     }
 }
 
-/// Every tenant, sorted by id.
+/// One page of tenants, sorted by id.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct TenantListJson {
-    /// The tenants.
+    /// The tenants of this page.
     pub tenants: Vec<TenantJson>,
-    /// How many.
+    /// How many tenants this page holds.
     pub count: usize,
+    /// How many tenants there are in all.
+    pub total: usize,
+    /// The `after` of the next page: this page's last id when more tenants
+    /// follow, `null` on the last page.
+    pub next: Option<String>,
 }
 
 /// A tenant's usage now. Rates are per second over the window.

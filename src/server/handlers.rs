@@ -22,6 +22,7 @@ use super::api::{
     TenantListJson, UpdateTenantRequest, UsageJson,
 };
 use super::error::ApiError;
+use super::paging::ListParams;
 use super::router::ApiState;
 use crate::{validate_tenant_id, NewTenant, Quotas};
 
@@ -70,27 +71,35 @@ fn tier(state: &ApiState, name: &str) -> Result<Quotas, ApiError> {
     })
 }
 
-/// Lists every tenant.
+/// One page of tenants, sorted by id: `?limit=N&after=<id>`.
+///
+/// Follow `next` (as `after`) until it is `null` to read every tenant.
 #[utoipa::path(
     get, path = "/api/v1/tenants", tag = "tenants",
+    params(ListParams),
     responses(
-        (status = 200, description = "Every tenant, sorted by id", body = TenantListJson),
+        (status = 200, description = "A page of tenants sorted by id, the total, and the next page's cursor", body = TenantListJson),
+        (status = 400, description = "Invalid `limit` or `after`, or an unknown query parameter (the message names it)", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
-pub(crate) async fn list_tenants(State(state): State<ApiState>) -> Json<TenantListJson> {
-    let tenants: Vec<TenantJson> = state
-        .admin
-        .manager()
-        .list_tenants()
-        .into_iter()
-        .map(TenantJson::from)
-        .collect();
-    Json(TenantListJson {
-        count: tenants.len(),
-        tenants,
-    })
+pub(crate) async fn list_tenants(
+    State(state): State<ApiState>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<TenantListJson>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let page = q.check()?;
+    let manager = std::sync::Arc::clone(state.admin.manager());
+    // The walk visits every tenant: keep it off the async workers.
+    let page =
+        blocking(move || Ok(manager.list_tenants_page(page.after.as_deref(), page.limit))).await?;
+    Ok(Json(TenantListJson {
+        count: page.tenants.len(),
+        tenants: page.tenants.into_iter().map(TenantJson::from).collect(),
+        total: page.total,
+        next: page.next,
+    }))
 }
 
 /// Creates a tenant from quotas, a tier, or both.

@@ -23,6 +23,9 @@
 //!   compared in constant time; every change is written to an audit log.
 //! - [`Limits`]/[`serve`]: timeouts and limits (header read, request,
 //!   connections, concurrent requests, body size) and the accept loop.
+//! - [`DataDir`]: the data directory, private and locked by one server.
+//! - [`DEFAULT_PAGE_LIMIT`]/[`MAX_PAGE_LIMIT`]: the pages of the tenant list
+//!   (`?limit=N&after=<id>`, answered with `count`, `total` and `next`).
 //!
 //! # Usage
 //!
@@ -56,6 +59,7 @@ mod error;
 mod handlers;
 mod limits;
 mod metrics;
+mod paging;
 mod router;
 mod store;
 
@@ -79,5 +83,6 @@ pub use limits::{
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use metrics::Metrics;
+pub use paging::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 pub use router::{openapi, router, ApiState, MAX_BODY_BYTES, MIN_ALERT_INTERVAL};
 pub use store::{SqliteStore, Store, StoreError};

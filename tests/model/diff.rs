@@ -583,6 +583,18 @@ impl Harness {
             .collect();
         let ids: Vec<String> = model.registry.keys().cloned().collect();
         assert_eq!(listed, ids, "list_tenants after {op:?}");
+        // The same ids page by page, two at a time.
+        let (mut paged, mut after) = (Vec::new(), None::<String>);
+        loop {
+            let page = self.manager.list_tenants_page(after.as_deref(), 2);
+            assert_eq!(page.total, ids.len(), "total after {op:?}");
+            paged.extend(page.tenants.into_iter().map(|t| t.id));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(paged, ids, "list_tenants_page after {op:?}");
         let all = self.manager.get_all_usage();
         let expected: BTreeMap<String, _> = model
             .registry

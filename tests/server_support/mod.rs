@@ -158,6 +158,25 @@ impl Client {
     pub fn delete(&self, path: &str) -> Resp {
         self.request("DELETE", path, None)
     }
+
+    /// Every tenant, read page by page through `next`, the largest pages.
+    pub fn list_all(&self) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/tenants?limit={}", server::MAX_PAGE_LIMIT);
+            if let Some(a) = &after {
+                path = format!("{path}&after={a}");
+            }
+            let r = self.get(&path);
+            assert_eq!(r.status, 200, "{path}: {r:?}");
+            all.extend(r.body["tenants"].as_array().unwrap().iter().cloned());
+            match r.body["next"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => return all,
+            }
+        }
+    }
 }
 
 /// Sends raw bytes and returns the status line's code (for requests a
