@@ -297,11 +297,9 @@ fn restores_racing_acquires_and_releases() {
                             }
                         }
                         1 => drop(permits.pop()),
-                        2 if producers < MAX_HELD => {
-                            if m.enforce_producer_quota("t").is_ok() {
-                                producers += 1;
-                                admitted.fetch_add(1, Ordering::Relaxed);
-                            }
+                        2 if producers < MAX_HELD && m.enforce_producer_quota("t").is_ok() => {
+                            producers += 1;
+                            admitted.fetch_add(1, Ordering::Relaxed);
                         }
                         3 if producers > 0 => {
                             m.release_producer("t");
