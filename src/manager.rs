@@ -740,6 +740,14 @@ impl Manager {
         self.lookup(id, |t| t.counters())
     }
 
+    /// Visits every tenant's tracker, borrowed for the call (a weakly
+    /// consistent view: tenants created or deleted meanwhile may or may not
+    /// be seen). For readers that walk every tenant without copying them.
+    #[cfg(feature = "server")]
+    pub(crate) fn for_each_tracker(&self, f: impl FnMut(&Arc<QuotaTracker>)) {
+        self.registry.for_each(f)
+    }
+
     /// The tenant's hot-path handle; cache it per connection to skip the map
     /// lookup on every call.
     ///

@@ -632,11 +632,20 @@ impl QuotaTracker {
 
     /// Usage now: counts held, storage reported, rates over the window.
     pub fn get_usage(&self) -> Usage {
+        Usage {
+            tenant_id: self.id.to_string(),
+            ..self.usage_unlabelled()
+        }
+    }
+
+    /// [`QuotaTracker::get_usage`] with an empty `tenant_id`, for readers
+    /// that have the id already: allocates nothing.
+    pub(crate) fn usage_unlabelled(&self) -> Usage {
         let now = self.clock.now();
         let g = *self.clock.geometry();
         let rate = |r: usize| g.per_second(self.window(r).used(now));
         Usage {
-            tenant_id: self.id.to_string(),
+            tenant_id: String::new(),
             connections: self.counts[Held::Connections as usize].get(),
             producers: self.counts[Held::Producers as usize].get(),
             consumers: self.counts[Held::Consumers as usize].get(),

@@ -15,7 +15,9 @@
 //!   `Arc<Manager>`.
 //! - [`Metrics`]: a `prometheus-client` collector that reads the counters
 //!   the engine already keeps at scrape time, so the enforce path pays
-//!   nothing for them.
+//!   nothing for them; [`TenantSeries`] limits which tenants get per-tenant
+//!   series. `/metrics` renders on the blocking pool, one scrape at a time,
+//!   and streams the text as it comes.
 //! - [`Alerts`]: samples utilization periodically and logs each crossing of
 //!   80% (warning) and 95% (critical) once, through `tracing`.
 //! - [`Config`]/[`Tiers`]: the TOML file and the named quota tiers.
@@ -52,6 +54,7 @@ mod error;
 mod handlers;
 mod metrics;
 mod router;
+mod scrape;
 mod store;
 
 pub use admin::{Admin, AdminError, MAX_DESCRIPTION_LEN, MAX_METADATA_ENTRIES};
@@ -67,6 +70,6 @@ pub use config::{
     Config, ConfigError, Tiers, DEFAULT_ALERT_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
 };
 pub use error::ApiError;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, ParseTenantSeriesError, TenantSeries};
 pub use router::{openapi, router, ApiState, MAX_BODY_BYTES};
 pub use store::{SqliteStore, Store, StoreError};
