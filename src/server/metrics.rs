@@ -80,8 +80,10 @@ pub enum TenantSeries {
     #[default]
     All,
     /// Tenants with at least one quota at or above this utilization,
-    /// percent, when the scrape reads them. `AboveUtilization(80)` shows the
-    /// tenants that raise warnings.
+    /// percent, when the scrape reads them, each with all its series.
+    /// `AboveUtilization(80)` shows the tenants at the warning level. The
+    /// text form takes 0 to 100; a larger value, set in code, picks only
+    /// tenants past a limit (a quota lowered, or a restore over it).
     AboveUtilization(u8),
     /// No tenant: only the aggregate series.
     None,
@@ -240,7 +242,8 @@ impl Metrics {
     }
 
     /// Everything in the Prometheus text format (version 0.0.4), as one
-    /// string. `/metrics` streams the same text with [`Metrics::render_to`].
+    /// string. `/metrics` streams the same text with [`Metrics::render_to`];
+    /// only `/metrics` renders one scrape at a time, these calls do not wait.
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
@@ -249,7 +252,8 @@ impl Metrics {
     }
 
     /// Writes everything in the Prometheus text format (version 0.0.4) to
-    /// `out` as it is rendered, a line or less at a time.
+    /// `out` as it is rendered, a few bytes to a few KiB at a time, so that
+    /// `out` can pass it on without holding the whole text.
     ///
     /// # Errors
     ///
