@@ -5,7 +5,11 @@
 //! nor any value a concurrent reader can load ever exceeds the limit (an
 //! add-then-roll-back scheme would let readers see the overshoot). Release is a
 //! saturating compare-exchange loop: releasing more than is held leaves 0, never
-//! a wrapped-around huge count.
+//! a wrapped-around huge count. A restore after a restart overwrites the count
+//! with one store, above the limit if need be: an acquire or release that
+//! loaded the old value then fails its compare-exchange and decides again
+//! from the restored one, so every change lands before or after the restore,
+//! never on a mix.
 //!
 //! # Orderings
 //!
@@ -68,7 +72,8 @@ impl Counter {
         }
     }
 
-    /// Overwrites the count (storage usage is reported, not admitted).
+    /// Overwrites the count: storage usage is reported, and counts restored
+    /// after a restart are set, not admitted.
     #[inline]
     pub(crate) fn set(&self, value: u64) {
         self.0.store(value, Ordering::Release);

@@ -36,6 +36,26 @@
 //! # Ok::<(), Error>(())
 //! ```
 //!
+//! After a broker restarts, the counts it holds (topics, partitions,
+//! consumer groups, producers, consumers, connections) and its storage read
+//! 0 in a new engine; it re-reports them once, before it accepts traffic,
+//! with [`Manager::restore_usage`], which skips the limit check:
+//!
+//! ```
+//! use streambus_tenancy::{HeldUsage, Manager, Quotas};
+//!
+//! let manager = Manager::new();
+//! manager.create_tenant("acme-corp", "ACME Corporation", Quotas { max_topics: 2, ..Quotas::default() })?;
+//! // Three topics on disk, though the quota now allows two: still held.
+//! let on_disk = HeldUsage { topics: 3, partitions: 24, storage_bytes: 5 << 30, ..HeldUsage::default() };
+//! manager.restore_usage("acme-corp", &on_disk)?;
+//! assert!(manager.enforce_topic_quota("acme-corp", 8).is_err()); // over the limit
+//! manager.release_topic("acme-corp", 8);
+//! manager.release_topic("acme-corp", 8);
+//! manager.enforce_topic_quota("acme-corp", 8)?; // back below it
+//! # Ok::<(), streambus_tenancy::Error>(())
+//! ```
+//!
 //! Time-dependent behaviour is tested with a mock clock:
 //!
 //! ```
@@ -65,6 +85,11 @@
 //!   requests: a refused call leaves nothing recorded.
 //! - Each call reads the tenant's quotas once, so it sees the old or the new
 //!   quotas of a concurrent update whole, never a mix.
+//! - `restore_usage` sets each held count with one store, without the limit
+//!   check: an acquire or release racing it lands before it (and is
+//!   overwritten) or after it (and applies to the restored value); a count
+//!   restored over its limit refuses acquires until releases bring it below.
+//!   Releases never take a count below 0.
 //! - Once `suspend_tenant` or `delete_tenant` returns, no later admission on
 //!   that tenant succeeds; handles held across a delete never touch a tenant
 //!   re-created with the same id.
@@ -127,8 +152,8 @@ pub use manager::{Manager, ManagerBuilder, NewTenant, TenantUpdate};
 pub use permit::Permit;
 pub use quotas::{QuotaType, Quotas, MAX_RATE_QUOTA, UNLIMITED};
 pub use tenant::{
-    validate_name, validate_tenant_id, Tenant, TenantPage, TenantStats, TenantStatus, Usage,
-    MAX_NAME_LEN, MAX_TENANT_ID_LEN,
+    validate_name, validate_tenant_id, HeldUsage, Tenant, TenantPage, TenantStats, TenantStatus,
+    Usage, MAX_NAME_LEN, MAX_TENANT_ID_LEN,
 };
 pub use tracker::{QuotaTracker, TenantCounters};
 

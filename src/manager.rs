@@ -11,7 +11,8 @@ use crate::sync::{Arc, StdArc};
 use crate::tenant::{validate_name, validate_tenant_id, TenantInfo};
 use crate::tracker::{utilization, Held, QuotaTracker};
 use crate::{
-    Error, Permit, QuotaType, Quotas, Tenant, TenantPage, TenantStats, TenantStatus, Usage,
+    Error, HeldUsage, Permit, QuotaType, Quotas, Tenant, TenantPage, TenantStats, TenantStatus,
+    Usage,
 };
 
 /// Coordinates tenants and enforces their quotas by id.
@@ -677,6 +678,32 @@ impl Manager {
         self.lookup(id, |t| t.update_storage(bytes))
     }
 
+    /// Sets the counts a tenant holds (connections, producers, consumers,
+    /// consumer groups, topics, partitions) and its storage to `held`, without
+    /// the limit check: after a restart the engine's counts are 0, and the
+    /// broker re-reports what it already holds before it accepts traffic.
+    /// Works in every status; see [`QuotaTracker::restore_usage`] for a
+    /// restore over the limit and one racing acquires.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streambus_tenancy::{HeldUsage, Manager, Quotas};
+    ///
+    /// let manager = Manager::new();
+    /// manager.create_tenant("acme", "ACME", Quotas::default())?;
+    /// manager.restore_usage("acme", &HeldUsage { topics: 2, partitions: 8, ..HeldUsage::default() })?;
+    /// assert_eq!(manager.get_usage("acme")?.partitions, 8);
+    /// # Ok::<(), streambus_tenancy::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotFound`].
+    pub fn restore_usage(&self, id: &str, held: &HeldUsage) -> Result<(), Error> {
+        self.lookup(id, |t| t.restore_usage(held))
+    }
+
     /// Is a retention of `hours` within the tenant's `max_retention_hours`?
     ///
     /// # Errors
@@ -779,6 +806,14 @@ impl Manager {
     /// [`Error::TenantNotFound`].
     pub fn get_counters(&self, id: &str) -> Result<crate::TenantCounters, Error> {
         self.lookup(id, |t| t.counters())
+    }
+
+    /// Visits every tenant's tracker, borrowed for the call (a weakly
+    /// consistent view: tenants created or deleted meanwhile may or may not
+    /// be seen). For readers that walk every tenant without copying them.
+    #[cfg(feature = "server")]
+    pub(crate) fn for_each_tracker(&self, f: impl FnMut(&Arc<QuotaTracker>)) {
+        self.registry.for_each(f)
     }
 
     /// The tenant's hot-path handle; cache it per connection to skip the map

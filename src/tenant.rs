@@ -115,6 +115,70 @@ pub struct Usage {
     pub requests_per_second: u64,
 }
 
+/// What a tenant holds: its count quotas' counts and the storage it occupies.
+///
+/// The engine keeps these in memory only, so after a broker restarts they
+/// read 0 while the broker still holds its topics, partitions and storage.
+/// At start-up the broker re-reports them with
+/// [`Manager::restore_usage`](crate::Manager::restore_usage), which sets
+/// every field, zeros included, without the limit check.
+///
+/// # Examples
+///
+/// ```
+/// use streambus_tenancy::{HeldUsage, Manager, Quotas};
+///
+/// let manager = Manager::new();
+/// manager.create_tenant("acme", "ACME", Quotas { max_topics: 2, ..Quotas::default() })?;
+/// // The broker holds 3 topics of 4 partitions on disk: more than the quota
+/// // now allows, and still what it holds.
+/// let held = HeldUsage { topics: 3, partitions: 12, storage_bytes: 1 << 30, ..HeldUsage::default() };
+/// manager.restore_usage("acme", &held)?;
+/// assert_eq!(HeldUsage::from(&manager.get_usage("acme")?), held);
+/// assert!(manager.enforce_topic_quota("acme", 1).is_err()); // until two are released
+/// # Ok::<(), streambus_tenancy::Error>(())
+/// ```
+///
+/// With `serde`, every field must be given and no other is accepted: a
+/// restore sets them all, so a misspelt one must not silently become 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
+pub struct HeldUsage {
+    /// Connections held.
+    pub connections: u64,
+    /// Producers held.
+    pub producers: u64,
+    /// Consumers held.
+    pub consumers: u64,
+    /// Consumer groups held.
+    pub consumer_groups: u64,
+    /// Topics held.
+    pub topics: u64,
+    /// Partitions held.
+    pub partitions: u64,
+    /// Storage occupied, bytes.
+    pub storage_bytes: u64,
+}
+
+impl From<&Usage> for HeldUsage {
+    /// The held part of a usage reading (rates and the id left out).
+    fn from(u: &Usage) -> HeldUsage {
+        HeldUsage {
+            connections: u.connections,
+            producers: u.producers,
+            consumers: u.consumers,
+            consumer_groups: u.consumer_groups,
+            topics: u.topics,
+            partitions: u.partitions,
+            storage_bytes: u.storage_bytes,
+        }
+    }
+}
+
 /// Everything about one tenant: the tenant, its usage and utilization.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]

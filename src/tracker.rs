@@ -25,7 +25,7 @@ use crate::quotas::QuotaCell;
 use crate::sync::{AtomicU64, AtomicU8, Ordering, StdArc};
 use crate::tenant::TenantInfo;
 use crate::window::{Fast, Refused, Window, WindowHead};
-use crate::{Error, QuotaError, QuotaType, Quotas, TenantStatus, Usage};
+use crate::{Error, HeldUsage, QuotaError, QuotaType, Quotas, TenantStatus, Usage};
 
 const BYTES: usize = 0;
 const MESSAGES: usize = 1;
@@ -48,6 +48,27 @@ pub(crate) enum Held {
 }
 
 impl Held {
+    pub(crate) const ALL: [Held; 6] = [
+        Held::Connections,
+        Held::Producers,
+        Held::Consumers,
+        Held::ConsumerGroups,
+        Held::Topics,
+        Held::Partitions,
+    ];
+
+    /// This count in `held`.
+    pub(crate) const fn of(self, held: &HeldUsage) -> u64 {
+        match self {
+            Held::Connections => held.connections,
+            Held::Producers => held.producers,
+            Held::Consumers => held.consumers,
+            Held::ConsumerGroups => held.consumer_groups,
+            Held::Topics => held.topics,
+            Held::Partitions => held.partitions,
+        }
+    }
+
     pub(crate) const fn quota_type(self) -> QuotaType {
         match self {
             Held::Connections => QuotaType::Connections,
@@ -536,6 +557,42 @@ impl QuotaTracker {
         self.storage.set(bytes);
     }
 
+    /// Sets the counts held and the storage occupied to `held`, every field
+    /// (zeros included), without the limit check: how a broker re-reports
+    /// after a restart what it already holds. Works in every status.
+    ///
+    /// A count restored above its limit stays there: acquires of that kind
+    /// are refused until releases bring it below the limit; releases stop at
+    /// 0 as always.
+    ///
+    /// Each count is set with one atomic store, so a restore racing an
+    /// acquire or release on the same count takes effect either before it
+    /// (the acquire or release applies to the restored value) or after it
+    /// (overwriting it); the counts are set one after the other, not all at
+    /// once. Restore before the tenant's traffic starts (at start-up, before
+    /// the broker accepts), or give the values held at that moment; a unit
+    /// acquired before the restore and released after it is taken off the
+    /// restored value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streambus_tenancy::{HeldUsage, Manager, Quotas};
+    ///
+    /// let manager = Manager::new();
+    /// manager.create_tenant("t", "T", Quotas { max_connections: 1, ..Quotas::default() })?;
+    /// let tracker = manager.get_tracker("t")?;
+    /// tracker.restore_usage(&HeldUsage { connections: 3, ..HeldUsage::default() });
+    /// assert!(tracker.add_connection().is_err());
+    /// # Ok::<(), streambus_tenancy::Error>(())
+    /// ```
+    pub fn restore_usage(&self, held: &HeldUsage) {
+        for h in Held::ALL {
+            self.counts[h as usize].set(h.of(held));
+        }
+        self.storage.set(held.storage_bytes);
+    }
+
     /// Is a retention of `hours` within `max_retention_hours`?
     ///
     /// # Errors
@@ -575,11 +632,20 @@ impl QuotaTracker {
 
     /// Usage now: counts held, storage reported, rates over the window.
     pub fn get_usage(&self) -> Usage {
+        Usage {
+            tenant_id: self.id.to_string(),
+            ..self.usage_unlabelled()
+        }
+    }
+
+    /// [`QuotaTracker::get_usage`] with an empty `tenant_id`, for readers
+    /// that have the id already: allocates nothing.
+    pub(crate) fn usage_unlabelled(&self) -> Usage {
         let now = self.clock.now();
         let g = *self.clock.geometry();
         let rate = |r: usize| g.per_second(self.window(r).used(now));
         Usage {
-            tenant_id: self.id.to_string(),
+            tenant_id: String::new(),
             connections: self.counts[Held::Connections as usize].get(),
             producers: self.counts[Held::Producers as usize].get(),
             consumers: self.counts[Held::Consumers as usize].get(),

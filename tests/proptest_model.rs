@@ -16,7 +16,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::FileFailurePersistence;
-use streambus_tenancy::{Quotas, TenantStatus, MAX_RATE_QUOTA};
+use streambus_tenancy::{HeldUsage, Quotas, TenantStatus, MAX_RATE_QUOTA};
 
 use model::diff::{invalid_ids, names, valid_ids, Call, Harness, Op};
 use model::{Held, EDGE_AMOUNTS, ROUND_AMOUNTS};
@@ -151,7 +151,27 @@ fn call() -> impl Strategy<Value = Call> {
         1 => amount().prop_map(Call::Storage),
         1 => amount().prop_map(Call::UpdateStorage),
         1 => amount().prop_map(Call::Retention),
+        1 => held_usage().prop_map(Call::RestoreUsage),
     ]
+}
+
+/// A restore: mostly small counts (about the limits the quota menus give),
+/// sometimes the edges.
+fn held_usage() -> impl Strategy<Value = HeldUsage> {
+    let count = || prop_oneof![6 => 0u64..=12, 1 => select(&EDGE_AMOUNTS[..])];
+    (
+        [count(), count(), count(), count(), count(), count()],
+        amount(),
+    )
+        .prop_map(|(c, storage_bytes)| HeldUsage {
+            connections: c[0],
+            producers: c[1],
+            consumers: c[2],
+            consumer_groups: c[3],
+            topics: c[4],
+            partitions: c[5],
+            storage_bytes,
+        })
 }
 
 /// Clock moves for buckets of `b` nanoseconds and windows of `w`.

@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use streambus_tenancy::{
-    Error, Manager, QuotaError, QuotaType, Quotas, Tenant, TenantStatus, Usage, MAX_RATE_QUOTA,
+    Error, HeldUsage, Manager, QuotaError, QuotaType, Quotas, Tenant, TenantStatus, Usage,
+    MAX_RATE_QUOTA,
 };
 
 const QUOTA_FIELDS: [&str; 11] = [
@@ -235,6 +236,46 @@ fn usage_serializes_snake_case_and_round_trips() {
     );
     assert_eq!(v["storage_bytes"], json!(u64::MAX));
     assert_eq!(serde_json::from_value::<Usage>(v).unwrap(), u);
+}
+
+#[test]
+fn held_usage_serializes_snake_case_and_refuses_missing_or_unknown_fields() {
+    let h = HeldUsage {
+        connections: 1,
+        producers: 2,
+        consumers: 3,
+        consumer_groups: 4,
+        topics: 5,
+        partitions: 6,
+        storage_bytes: u64::MAX,
+    };
+    let v = serde_json::to_value(h).unwrap();
+    assert_eq!(
+        keys(&v),
+        sorted([
+            "connections",
+            "producers",
+            "consumers",
+            "consumer_groups",
+            "topics",
+            "partitions",
+            "storage_bytes"
+        ])
+    );
+    assert_eq!(serde_json::from_value::<HeldUsage>(v.clone()).unwrap(), h);
+
+    let mut missing = v.clone();
+    missing.as_object_mut().unwrap().remove("partitions");
+    let err = serde_json::from_value::<HeldUsage>(missing)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing field `partitions`"), "{err}");
+    let mut misspelt = v;
+    misspelt["topic"] = json!(1);
+    let err = serde_json::from_value::<HeldUsage>(misspelt)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown field `topic`"), "{err}");
 }
 
 #[test]

@@ -106,6 +106,16 @@ impl Alerts {
             .collect()
     }
 
+    /// Visits every alert in force, under the lock, copying nothing.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&str, QuotaType, AlertLevel)) {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for (tenant, alerts) in state.iter() {
+            for a in alerts.values() {
+                f(tenant, a.quota, a.level);
+            }
+        }
+    }
+
     /// Samples every tenant's utilization once, raises and clears alerts,
     /// logs each change, and returns the changes.
     pub fn sample(&self, manager: &Manager) -> Vec<AlertEvent> {

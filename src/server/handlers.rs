@@ -438,24 +438,42 @@ pub(crate) async fn healthz() -> Json<HealthJson> {
     })
 }
 
-/// Prometheus metrics, read from the engine at scrape time. Any token
-/// (`admin` or `read`), unless the server serves them publicly.
+/// Prometheus metrics, read from the engine at scrape time and streamed as
+/// they are rendered on the blocking pool. Any token (`admin` or `read`),
+/// unless the server serves them publicly. One scrape renders at a time;
+/// another waits for it up to 5 s, then gets 503 with `Retry-After`.
 #[utoipa::path(
     get, path = "/metrics", tag = "meta",
     responses(
         (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 503, description = "Another scrape kept the renderer busy for 5 s; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
-    let body = state.metrics.render();
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(super::metrics::Metrics::CONTENT_TYPE),
-    );
-    (headers, body).into_response()
+    match std::sync::Arc::clone(&state.metrics).scrape().await {
+        Ok(body) => {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(super::metrics::Metrics::CONTENT_TYPE),
+            );
+            (headers, body).into_response()
+        }
+        Err(busy) => {
+            let mut resp = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metrics_busy",
+                busy.to_string(),
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, busy.retry_after_secs().into());
+            resp
+        }
+    }
 }
 
 /// Unknown routes: 401 under `/api` and `/admin` without the token (so the

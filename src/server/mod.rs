@@ -15,7 +15,9 @@
 //!   `Arc<Manager>`.
 //! - [`Metrics`]: a `prometheus-client` collector that reads the counters
 //!   the engine already keeps at scrape time, so the enforce path pays
-//!   nothing for them.
+//!   nothing for them; [`TenantSeries`] limits which tenants get per-tenant
+//!   series. `/metrics` renders on the blocking pool, one scrape at a time,
+//!   and streams the text as it comes.
 //! - [`Alerts`]: samples utilization periodically and logs each crossing of
 //!   80% (warning) and 95% (critical) once, through `tracing`.
 //! - [`Config`]/[`Tiers`]: the TOML file and the named quota tiers.
@@ -61,6 +63,7 @@ mod limits;
 mod metrics;
 mod paging;
 mod router;
+mod scrape;
 mod store;
 
 pub use admin::{Admin, AdminError, MAX_DESCRIPTION_LEN, MAX_METADATA_ENTRIES};
@@ -82,7 +85,7 @@ pub use limits::{
     serve, Limits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
 };
-pub use metrics::Metrics;
+pub use metrics::{Metrics, ParseTenantSeriesError, TenantSeries};
 pub use paging::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 pub use router::{openapi, router, ApiState, MAX_BODY_BYTES, MIN_ALERT_INTERVAL};
 pub use store::{SqliteStore, Store, StoreError};

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quanta::Mock;
-use streambus_tenancy::{Error, Manager, Permit, QuotaTracker, Quotas, TenantStatus};
+use streambus_tenancy::{Error, HeldUsage, Manager, Permit, QuotaTracker, Quotas, TenantStatus};
 
 use super::{Geometry, Held, Model, Now};
 
@@ -64,6 +64,8 @@ pub enum Call {
     Storage(u64),
     UpdateStorage(u64),
     Retention(u64),
+    /// `restore_usage`: every held count and the storage set, unchecked.
+    RestoreUsage(HeldUsage),
 }
 
 /// One step of a test.
@@ -418,6 +420,7 @@ impl Harness {
             Call::Topic(p) => m.enforce_topic_quota(id, p),
             Call::Storage(b) => m.enforce_storage_quota(id, b),
             Call::UpdateStorage(b) => m.update_storage_usage(id, b),
+            Call::RestoreUsage(h) => m.restore_usage(id, &h),
             Call::Retention(h) => m.enforce_retention_quota(id, h),
             Call::Check { .. } | Call::Record { .. } | Call::Release(_) | Call::ReleaseTopic(_) => {
                 unreachable!("handled by call_by_id")
@@ -468,6 +471,10 @@ impl Harness {
                 t.update_storage(b);
                 Ok(())
             }
+            Call::RestoreUsage(h) => {
+                t.restore_usage(&h);
+                Ok(())
+            }
             Call::Retention(h) => t.check_retention(h),
         };
         self.compare_call(op, e, m);
@@ -502,6 +509,10 @@ impl Harness {
             Call::Storage(b) => t.check_storage(b),
             Call::UpdateStorage(b) => {
                 t.storage = b;
+                Ok(())
+            }
+            Call::RestoreUsage(h) => {
+                t.restore_usage(&h);
                 Ok(())
             }
             Call::Retention(h) => t.check_retention(h),

@@ -39,7 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streambus_tenancy::{
-    Error, QuotaError, QuotaType, Quotas, TenantCounters, TenantStatus, Usage, MAX_RATE_QUOTA,
+    Error, HeldUsage, QuotaError, QuotaType, Quotas, TenantCounters, TenantStatus, Usage,
+    MAX_RATE_QUOTA,
 };
 
 /// Largest amount one bucket holds (the engine's documented saturation).
@@ -329,6 +330,18 @@ impl Tenant {
     /// Gives one back; never below zero; works in every status.
     pub fn release(&mut self, h: Held) {
         self.held[h as usize] = self.held[h as usize].saturating_sub(1);
+    }
+
+    /// Sets every held count and the storage, whatever the limits, in any
+    /// status.
+    pub fn restore_usage(&mut self, h: &HeldUsage) {
+        self.held[Held::Connections as usize] = h.connections;
+        self.held[Held::Producers as usize] = h.producers;
+        self.held[Held::Consumers as usize] = h.consumers;
+        self.held[Held::ConsumerGroups as usize] = h.consumer_groups;
+        self.topics = h.topics;
+        self.partitions = h.partitions;
+        self.storage = h.storage_bytes;
     }
 
     /// One topic and `partitions` partitions, both or neither.
