@@ -61,6 +61,11 @@ fn bad_options_are_refused_at_start_with_the_option_named() {
             "--max-body-bytes: 100 is out of range",
         ),
         (&["--request-timeout", "soon"], "--request-timeout"),
+        (
+            &["--metrics-tenants", "some"],
+            "invalid tenant series \"some\"",
+        ),
+        (&["--metrics-tenants", "above:101"], "above:N"),
     ];
     for (args, needle) in cases {
         let e = refused(&data, args);
@@ -261,4 +266,25 @@ fn a_bad_stored_row_stops_the_start_unless_told_to_skip_it() {
         })
         .unwrap();
     assert_eq!(topics, -5);
+}
+
+#[test]
+fn metrics_tenants_limits_the_per_tenant_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = ServerProcess::start(dir.path(), &["--metrics-tenants", "none"]);
+    let c = s.client();
+    assert_eq!(
+        c.post("/api/v1/tenants", &json!({"id": "a", "name": "A"}))
+            .status,
+        201
+    );
+    let m = c.get("/metrics");
+    assert_eq!(m.status, 200);
+    assert!(
+        m.text.contains("streambus_tenants{status=\"active\"} 1"),
+        "{}",
+        m.text
+    );
+    assert!(!m.text.contains("tenant=\""), "{}", m.text);
+    s.kill();
 }

@@ -7,6 +7,7 @@
 //! alert_interval = "10s"
 //! tokens_file = "./tokens.toml"   # named tokens with roles (see `Tokens`)
 //! public_metrics = false          # true: /metrics without a token
+//! metrics_tenants = "all"         # per-tenant series: all | none | above:N
 //!
 //! [limits]                     # every key optional; these are the defaults
 //! header_read_timeout = "10s"
@@ -58,6 +59,8 @@ pub struct Config {
     pub tokens_file: Option<PathBuf>,
     /// Serve `/metrics` without a token.
     pub public_metrics: Option<bool>,
+    /// Which tenants get per-tenant series in `/metrics`.
+    pub metrics_tenants: Option<super::TenantSeries>,
     /// Timeouts and limits set in the `[limits]` table (the rest default).
     pub limits: LimitsConfig,
     /// The operator's tiers, added to (or replacing) the built-in ones.
@@ -163,6 +166,7 @@ struct RawConfig {
     alert_interval: Option<String>,
     tokens_file: Option<PathBuf>,
     public_metrics: Option<bool>,
+    metrics_tenants: Option<String>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -273,6 +277,13 @@ impl Config {
             alert_interval,
             tokens_file: raw.tokens_file,
             public_metrics: raw.public_metrics,
+            metrics_tenants: raw
+                .metrics_tenants
+                .map(|s| {
+                    s.parse()
+                        .map_err(|e| ConfigError(format!("metrics_tenants: {e}")))
+                })
+                .transpose()?,
             limits,
             tiers: raw.tiers,
         })
@@ -394,6 +405,8 @@ mod tests {
             ("[limits]\nmax_body_bytes = 10", "limits.max_body_bytes"),
             ("[limits]\nmax_body = 10", "max_body"),
             ("public_metrics = \"yes\"", "public_metrics"),
+            ("metrics_tenants = \"some\"", "metrics_tenants"),
+            ("metrics_tenants = \"above:101\"", "metrics_tenants"),
         ] {
             let e = Config::parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{e:?} lacks {needle}");

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use clap::Args;
 use streambus_tenancy::server::{
-    self, parse_size, Admin, ApiState, Config, DataDir, Limits, LimitsConfig, Role, SqliteStore,
-    Tiers, Token, TokenSource, Tokens, DEFAULT_ALERT_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
-    MIN_ALERT_INTERVAL,
+    self, parse_size, Admin, ApiState, Config, DataDir, Limits, LimitsConfig, Metrics, Role,
+    SqliteStore, TenantSeries, Tiers, Token, TokenSource, Tokens, DEFAULT_ALERT_INTERVAL,
+    DEFAULT_DATA_DIR, DEFAULT_LISTEN, MIN_ALERT_INTERVAL,
 };
 use streambus_tenancy::Manager;
 
@@ -40,6 +40,10 @@ pub(crate) struct ServeArgs {
     /// Serve /metrics without a token (it lists every tenant id).
     #[arg(long)]
     public_metrics: bool,
+    /// Which tenants get per-tenant series in /metrics: all, none, or
+    /// above:N (a quota at N% utilization or more) [default: all].
+    #[arg(long, value_name = "all|none|above:N")]
+    metrics_tenants: Option<TenantSeries>,
     /// How often utilization is sampled for alerts, e.g. 10s [default: 10s;
     /// at least 10ms].
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -153,7 +157,15 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         Admin::open(Arc::clone(&manager), store).map_err(|e| e.to_string())?
     };
     let admin = Arc::new(admin);
-    let state = ApiState::new(Arc::clone(&admin), token.clone())
+    let series = args
+        .metrics_tenants
+        .or(config.metrics_tenants)
+        .unwrap_or_default();
+    let state = ApiState::new(Arc::clone(&admin), token.clone());
+    let metrics =
+        Metrics::new(Arc::clone(&manager), Arc::clone(state.alerts())).with_tenant_series(series);
+    let state = state
+        .with_metrics(metrics)
         .with_tokens(tokens)
         .with_tiers(Tiers::with(&config.tiers))
         .with_public_metrics(public_metrics)
