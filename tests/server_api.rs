@@ -1346,7 +1346,7 @@ struct Flaky {
 impl Flaky {
     fn check(&self) -> Result<(), StoreError> {
         if self.fail.load(Ordering::SeqCst) {
-            Err(StoreError("injected failure: disk full".into()))
+            Err(StoreError::new("injected failure: disk full"))
         } else {
             Ok(())
         }

@@ -85,4 +85,4 @@ pub use limits::{
 pub use metrics::Metrics;
 pub use paging::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 pub use router::{openapi, router, ApiState, MAX_BODY_BYTES, MIN_ALERT_INTERVAL};
-pub use store::{SqliteStore, Store, StoreError};
+pub use store::{SqliteStore, Store, StoreError, StoreErrorKind};
