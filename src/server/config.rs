@@ -7,6 +7,7 @@
 //! alert_interval = "10s"
 //! tokens_file = "./tokens.toml"   # named tokens with roles (see `Tokens`)
 //! public_metrics = false          # true: /metrics without a token
+//! redis = "redis://127.0.0.1:6379/0"  # tenants in Redis, not SQLite (feature `cluster`)
 //!
 //! [limits]                     # every key optional; these are the defaults
 //! header_read_timeout = "10s"
@@ -58,6 +59,9 @@ pub struct Config {
     pub tokens_file: Option<PathBuf>,
     /// Serve `/metrics` without a token.
     pub public_metrics: Option<bool>,
+    /// Keep tenants in Redis at this URL instead of SQLite (feature
+    /// `cluster`).
+    pub redis: Option<RedisSetting>,
     /// Timeouts and limits set in the `[limits]` table (the rest default).
     pub limits: LimitsConfig,
     /// The operator's tiers, added to (or replacing) the built-in ones.
@@ -163,6 +167,7 @@ struct RawConfig {
     alert_interval: Option<String>,
     tokens_file: Option<PathBuf>,
     public_metrics: Option<bool>,
+    redis: Option<String>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -273,9 +278,79 @@ impl Config {
             alert_interval,
             tokens_file: raw.tokens_file,
             public_metrics: raw.public_metrics,
+            redis: raw.redis.map(RedisSetting::new).transpose()?,
             limits,
             tiers: raw.tiers,
         })
+    }
+}
+
+/// A Redis URL as set in the config file or on the command line:
+/// `redis://[USER:PASSWORD@]HOST:PORT[/DB]` or `rediss://...` (TLS).
+/// `Debug` and `Display` hide the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSetting(String);
+
+impl RedisSetting {
+    /// Checks the scheme (the rest is checked when connecting).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] saying what a Redis URL looks like, without the
+    /// password.
+    pub fn new(url: String) -> Result<RedisSetting, ConfigError> {
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            Ok(RedisSetting(url))
+        } else {
+            Err(ConfigError(format!(
+                "redis: {:?} is not a Redis URL: use redis://[USER:PASSWORD@]HOST:PORT[/DB], \
+                 or rediss:// for TLS",
+                redact_url(&url)
+            )))
+        }
+    }
+
+    /// The URL, password included: for connecting, never for logging.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the URL holds a password.
+    pub fn has_password(&self) -> bool {
+        redact_url(&self.0) != self.0
+    }
+}
+
+impl fmt::Debug for RedisSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RedisSetting")
+            .field(&redact_url(&self.0))
+            .finish()
+    }
+}
+
+impl fmt::Display for RedisSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// `url` with the password of its user info replaced by `***`: what may be
+/// logged or shown.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<not a URL>".to_owned();
+    };
+    // The user info ends at the last `@` (a password may hold `/` or `?`
+    // when a user forgets to percent-encode it: hide too much, never too
+    // little).
+    match rest.rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            let sep = if rest[..at].contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{sep}@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -370,6 +445,25 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_url_never_shows_its_password() {
+        let c = Config::parse("redis = \"redis://:s3cret@127.0.0.1:6379/2\"").unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!(r.expose(), "redis://:s3cret@127.0.0.1:6379/2");
+        assert_eq!(r.to_string(), "redis://:***@127.0.0.1:6379/2");
+        assert!(!format!("{r:?}").contains("s3cret"));
+        assert!(r.has_password());
+        for (url, shown) in [
+            ("rediss://alice:s3cret@h:1", "rediss://alice:***@h:1"),
+            ("redis://alice@h:1", "redis://alice@h:1"),
+            ("redis://h:1/0", "redis://h:1/0"),
+            ("redis://u:p/w@d@h:1", "redis://u:***@h:1"),
+            ("h:1", "<not a URL>"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
+    }
+
+    #[test]
     fn names_what_is_wrong() {
         for (text, needle) in [
             ("listen = \"nowhere\"", "listen"),
@@ -394,6 +488,7 @@ mod tests {
             ("[limits]\nmax_body_bytes = 10", "limits.max_body_bytes"),
             ("[limits]\nmax_body = 10", "max_body"),
             ("public_metrics = \"yes\"", "public_metrics"),
+            ("redis = \"http://:pw@h:1\"", "redis: \"http://:***@h:1\""),
         ] {
             let e = Config::parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{e:?} lacks {needle}");

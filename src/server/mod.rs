@@ -5,6 +5,9 @@
 //!
 //! - [`Store`]/[`SqliteStore`]: tenants on disk in SQLite (WAL,
 //!   `synchronous=FULL`); every write is synced before it returns.
+//! - `RedisStore` (feature `cluster`): tenants in Redis, shared by several
+//!   admin servers; each change is one Lua script that checks the tenant's
+//!   version, writes it and appends it to a change stream.
 //! - [`Admin`]: the durable admin path. Each change is validated, written to
 //!   the store, and only then applied to the engine, one change at a time; a
 //!   change that fails to persist is not applied. At start it rebuilds the
@@ -60,6 +63,10 @@ mod handlers;
 mod limits;
 mod metrics;
 mod paging;
+#[cfg(feature = "cluster")]
+mod redis_conn;
+#[cfg(feature = "cluster")]
+mod redis_store;
 mod router;
 mod store;
 
@@ -73,8 +80,8 @@ pub use api::{
 };
 pub use auth::{NamedToken, Role, Token, TokenSource, Tokens};
 pub use config::{
-    parse_size, Config, ConfigError, LimitsConfig, Tiers, DEFAULT_ALERT_INTERVAL, DEFAULT_DATA_DIR,
-    DEFAULT_LISTEN,
+    parse_size, Config, ConfigError, LimitsConfig, RedisSetting, Tiers, DEFAULT_ALERT_INTERVAL,
+    DEFAULT_DATA_DIR, DEFAULT_LISTEN,
 };
 pub use datadir::{DataDir, LOCK_FILE};
 pub use error::ApiError;
@@ -84,5 +91,9 @@ pub use limits::{
 };
 pub use metrics::Metrics;
 pub use paging::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+#[cfg(feature = "cluster")]
+pub use redis_conn::RedisUrl;
+#[cfg(feature = "cluster")]
+pub use redis_store::{RedisStore, CHANGE_STREAM_LEN, REDIS_SCHEMA_VERSION};
 pub use router::{openapi, router, ApiState, MAX_BODY_BYTES, MIN_ALERT_INTERVAL};
 pub use store::{SqliteStore, Store, StoreError, StoreErrorKind};

@@ -64,6 +64,28 @@ pub trait Store: Send + 'static {
     fn close(self: Box<Self>) -> Result<(), StoreError>;
 }
 
+/// A store chosen at run time (SQLite or Redis) is a store too.
+impl Store for Box<dyn Store> {
+    fn load_all(&mut self) -> Result<Vec<Tenant>, StoreError> {
+        (**self).load_all()
+    }
+    fn load_rows(&mut self) -> Result<Vec<Result<Tenant, StoreError>>, StoreError> {
+        (**self).load_rows()
+    }
+    fn insert(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
+        (**self).insert(tenant)
+    }
+    fn update(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
+        (**self).update(tenant)
+    }
+    fn delete(&mut self, id: &str) -> Result<(), StoreError> {
+        (**self).delete(id)
+    }
+    fn close(self: Box<Self>) -> Result<(), StoreError> {
+        <dyn Store as Store>::close(*self)
+    }
+}
+
 /// A store operation failed; the change it carried was not made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreError {
@@ -441,14 +463,14 @@ pub(crate) fn quotas_from(values: &[i64; 11]) -> Quotas {
     }
 }
 
-fn to_nanos(t: SystemTime) -> i64 {
+pub(crate) fn to_nanos(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
     }
 }
 
-fn from_nanos(ns: i64) -> SystemTime {
+pub(crate) fn from_nanos(ns: i64) -> SystemTime {
     if ns >= 0 {
         UNIX_EPOCH + Duration::from_nanos(ns as u64)
     } else {
