@@ -8,6 +8,9 @@
 //! - `RedisStore` (feature `cluster`): tenants in Redis, shared by several
 //!   admin servers; each change is one Lua script that checks the tenant's
 //!   version, writes it and appends it to a change stream.
+//! - `Follower` (feature `cluster`): for a broker, keeps its `Manager`
+//!   equal to the tenants in Redis by tailing that change stream, with a
+//!   local snapshot to start from while Redis is down.
 //! - [`Admin`]: the durable admin path. Each change is validated, written to
 //!   the store, and only then applied to the engine, one change at a time; a
 //!   change that fails to persist is not applied. At start it rebuilds the
@@ -59,6 +62,8 @@ mod auth;
 mod config;
 mod datadir;
 mod error;
+#[cfg(feature = "cluster")]
+mod follower;
 mod handlers;
 mod limits;
 mod metrics;
@@ -85,6 +90,8 @@ pub use config::{
 };
 pub use datadir::{DataDir, LOCK_FILE};
 pub use error::ApiError;
+#[cfg(feature = "cluster")]
+pub use follower::{Follower, MAX_BACKOFF, SNAPSHOT_INTERVAL};
 pub use limits::{
     serve, Limits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,

@@ -132,6 +132,10 @@ redis.call('SET', KEYS[2], version)
 return tonumber(version)
 ";
 
+/// A stored tenant's id, the tenant or why it cannot be read, and its
+/// version.
+pub(crate) type Row = (String, Result<Tenant, StoreError>, u64);
+
 /// Every tenant with its version, and the last version, read at one
 /// instant. KEYS: version, tenants, versions.
 const LOAD_SCRIPT: &str = r"
@@ -361,12 +365,12 @@ pub(crate) async fn check_schema(url: &RedisUrl, conn: &mut Connection) -> Resul
     }
 }
 
-/// Every stored tenant (or why it cannot be read), with its version, and
-/// the last version.
+/// Every stored tenant id with the tenant (or why it cannot be read) and
+/// its version, sorted by id; and the last version.
 pub(crate) async fn load(
     url: &RedisUrl,
     conn: &mut Connection,
-) -> Result<(u64, Vec<(Result<Tenant, StoreError>, u64)>), StoreError> {
+) -> Result<(u64, Vec<Row>), StoreError> {
     type Loaded = (String, Vec<(String, String)>, HashMap<String, String>);
     let (last, tenants, versions): Loaded = Script::new(LOAD_SCRIPT)
         .key(keys::VERSION)
@@ -388,12 +392,9 @@ pub(crate) async fn load(
                 keys::VERSIONS
             ))),
         };
-        all.push((row, version.unwrap_or(0)));
+        all.push((id, row, version.unwrap_or(0)));
     }
-    all.sort_by(|a, b| match (&a.0, &b.0) {
-        (Ok(x), Ok(y)) => x.id.cmp(&y.id),
-        _ => std::cmp::Ordering::Equal,
-    });
+    all.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((last, all))
 }
 
@@ -406,9 +407,9 @@ impl Store for RedisStore {
         let (_, rows) = self.run(|url, conn| load(url, conn))?;
         self.versions.clear();
         let mut all = Vec::with_capacity(rows.len());
-        for (row, version) in rows {
-            if let Ok(t) = &row {
-                self.versions.insert(t.id.clone(), version);
+        for (id, row, version) in rows {
+            if row.is_ok() {
+                self.versions.insert(id, version);
             }
             all.push(row);
         }
