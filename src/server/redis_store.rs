@@ -404,7 +404,7 @@ impl Store for RedisStore {
     }
 
     fn load_rows(&mut self) -> Result<Vec<Result<Tenant, StoreError>>, StoreError> {
-        let (_, rows) = self.run(|url, conn| load(url, conn))?;
+        let (_, rows) = self.run(load)?;
         self.versions.clear();
         let mut all = Vec::with_capacity(rows.len());
         for (id, row, version) in rows {
