@@ -318,3 +318,66 @@ fn a_tenant_edited_by_hand_into_nonsense_is_named_and_the_rest_load() {
     assert!(rows.iter().any(|r| r.as_ref().is_ok_and(|t| t.id == "b")));
     assert!(store.load_all().is_err());
 }
+
+#[test]
+fn the_admin_path_refuses_to_overwrite_a_change_it_has_not_seen() {
+    use streambus_tenancy::server::{Admin, AdminError};
+    use streambus_tenancy::{Manager, NewTenant, TenantUpdate};
+
+    let redis = RedisServer::start();
+    // Two admin servers on one Redis, without followers.
+    let a = Admin::open(
+        Arc::new(Manager::new()),
+        RedisStore::open(&redis.url()).unwrap(),
+    )
+    .unwrap();
+    a.create(NewTenant {
+        id: "acme".into(),
+        name: "Acme".into(),
+        quotas: Quotas::free_tier(),
+        ..NewTenant::default()
+    })
+    .unwrap();
+    let b = Admin::open(
+        Arc::new(Manager::new()),
+        RedisStore::open(&redis.url()).unwrap(),
+    )
+    .unwrap();
+    let rename = |to: &str| TenantUpdate {
+        name: Some(to.into()),
+        ..TenantUpdate::default()
+    };
+    a.update("acme", rename("By A")).unwrap();
+    match b.update("acme", rename("By B")) {
+        Err(AdminError::Changed(id)) => assert_eq!(id, "acme"),
+        other => panic!("{other:?}"),
+    }
+    // B's engine is unchanged, and so is the store.
+    assert_eq!(b.manager().get_tenant("acme").unwrap().name, "Acme");
+    let mut store = RedisStore::open(&redis.url()).unwrap();
+    assert_eq!(store.get("acme").unwrap().unwrap().0.name, "By A");
+    // A create of an id B does not know yet is refused by the store.
+    let c = Admin::open(
+        Arc::new(Manager::new()),
+        RedisStore::open(&redis.url()).unwrap(),
+    )
+    .unwrap();
+    b.create(NewTenant {
+        id: "new".into(),
+        name: "New".into(),
+        quotas: Quotas::free_tier(),
+        ..NewTenant::default()
+    })
+    .unwrap();
+    match c.create(NewTenant {
+        id: "new".into(),
+        name: "Again".into(),
+        quotas: Quotas::free_tier(),
+        ..NewTenant::default()
+    }) {
+        Err(AdminError::Engine(streambus_tenancy::Error::TenantExists(id))) => {
+            assert_eq!(id, "new")
+        }
+        other => panic!("{other:?}"),
+    }
+}

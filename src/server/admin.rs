@@ -356,6 +356,22 @@ impl Admin {
         Ok(())
     }
 
+    /// Runs `f` on the engine and the store under the admin lock, so that no
+    /// change made through this admin path interleaves with it: how the
+    /// follower (feature `cluster`) applies the changes other servers made
+    /// to a shared store.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::Store`] if the store is closed.
+    pub fn with_store<R>(
+        &self,
+        f: impl FnOnce(&Manager, &mut dyn Store) -> R,
+    ) -> Result<R, AdminError> {
+        let mut store = self.lock()?;
+        Ok(f(&self.manager, store.get()))
+    }
+
     /// Closes the store; later changes fail with [`AdminError::Store`].
     /// Waits for a change in progress to finish first.
     ///

@@ -27,7 +27,11 @@
 //! - A stream entry or stored tenant that cannot be read is logged with its
 //!   version or id and skipped; the engine keeps what it had.
 //!
-//! The follower must be the only writer of tenants into its `Manager`.
+//! A broker's follower ([`Follower::start`]) must be the only writer of
+//! tenants into its `Manager`. An admin server's ([`Follower::start_for_admin`])
+//! shares its engine with the admin path: it applies each change under the
+//! admin lock and skips those the admin path made itself.
+//!
 //! Each state change (Redis reachable or not) is logged once, not once per
 //! retry.
 
@@ -41,10 +45,83 @@ use std::time::{Duration, Instant};
 
 use redis::streams::{StreamId, StreamReadReply};
 
+use super::admin::Admin;
 use super::redis_conn::{Connection, RedisUrl};
 use super::redis_store::{decode, encode, keys, load, REDIS_SCHEMA_VERSION};
 use super::store::StoreError;
 use crate::{Error, Manager, Tenant};
+
+/// Where changes are applied.
+enum Target {
+    /// A broker's engine, of which the follower is the only writer.
+    Manager(Arc<Manager>),
+    /// An admin server's engine, which its own admin path changes too: each
+    /// change is applied under the admin lock, skipped if the admin path
+    /// already applied it (the store knows the tenant at that version or a
+    /// later one), and its version told to the store.
+    Admin(Arc<Admin>),
+}
+
+impl Target {
+    fn manager(&self) -> &Manager {
+        match self {
+            Target::Manager(m) => m,
+            Target::Admin(a) => a.manager(),
+        }
+    }
+
+    fn apply(&self, c: &Change) -> Result<(), String> {
+        match self {
+            Target::Manager(m) => apply(m, c),
+            Target::Admin(a) => a
+                .with_store(|m, store| {
+                    if store.version_of(&c.id).is_some_and(|v| v >= c.version) {
+                        return Ok(());
+                    }
+                    let applied = apply(m, c);
+                    store.followed(&c.id, c.tenant.as_ref().map(|_| c.version));
+                    applied
+                })
+                .map_err(|e| e.to_string())?,
+        }
+    }
+
+    /// Makes the engine's tenants exactly `tenants` (with their versions),
+    /// leaving those in `keep` alone.
+    fn reconcile(&self, tenants: Vec<(Tenant, u64)>, keep: &HashSet<String>) {
+        match self {
+            Target::Manager(m) => reconcile(m, tenants.into_iter().map(|(t, _)| t), keep),
+            Target::Admin(a) => {
+                let done = a.with_store(|m, store| {
+                    let gone: Vec<String> = m
+                        .list_tenants()
+                        .into_iter()
+                        .map(|t| t.id)
+                        .filter(|id| !keep.contains(id))
+                        .collect();
+                    for id in gone {
+                        store.followed(&id, None);
+                    }
+                    for (t, v) in &tenants {
+                        store.followed(&t.id, Some(*v));
+                    }
+                    reconcile(m, tenants.into_iter().map(|(t, _)| t), keep);
+                });
+                if let Err(e) = done {
+                    tracing::error!("follower: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// One stream entry, read.
+struct Change {
+    version: u64,
+    id: String,
+    /// The tenant after a create or update; `None` for a delete.
+    tenant: Option<Tenant>,
+}
 
 /// The longest wait between two attempts to reach Redis.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -89,11 +166,28 @@ impl Follower {
         url: &str,
         snapshot: Option<PathBuf>,
     ) -> Result<Follower, StoreError> {
+        Follower::spawn(Target::Manager(manager), url, snapshot)
+    }
+
+    /// Starts following the Redis store at `url` into the engine of `admin`,
+    /// an admin server over that same store: its reads then reflect the
+    /// changes made through every server. Changes are applied under the
+    /// admin lock, so they never interleave with the admin path's own.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the URL is malformed.
+    pub fn start_for_admin(admin: Arc<Admin>, url: &str) -> Result<Follower, StoreError> {
+        Follower::spawn(Target::Admin(admin), url, None)
+    }
+
+    fn spawn(target: Target, url: &str, snapshot: Option<PathBuf>) -> Result<Follower, StoreError> {
         let url = RedisUrl::parse(url)?;
         let mut applied = 0;
         if let Some(path) = &snapshot {
             if let Some((version, tenants)) = read_snapshot(path)? {
-                reconcile(&manager, tenants);
+                let manager = target.manager();
+                reconcile(manager, tenants, &HashSet::new());
                 applied = version;
                 tracing::info!(
                     version,
@@ -106,7 +200,7 @@ impl Follower {
         let shared = Arc::new(Shared::default());
         shared.applied.store(applied, Ordering::SeqCst);
         let mut run = Run {
-            manager,
+            target,
             url,
             snapshot,
             shared: Arc::clone(&shared),
@@ -185,7 +279,7 @@ impl Drop for Follower {
 
 /// The follower thread's state.
 struct Run {
-    manager: Arc<Manager>,
+    target: Target,
     url: RedisUrl,
     snapshot: Option<PathBuf>,
     shared: Arc<Shared>,
@@ -284,19 +378,19 @@ impl Run {
             let (last, rows) = load(&self.url, conn).await?;
             let mut tenants = Vec::with_capacity(rows.len());
             let mut unreadable = HashSet::new();
-            for (id, row, _) in rows {
+            for (id, row, version) in rows {
                 match row {
-                    Ok(t) => tenants.push(t),
+                    Ok(t) => tenants.push((t, version)),
                     Err(e) => {
                         tracing::error!("follower: {e}; keeping what this broker has of it");
                         unreadable.insert(id);
                     }
                 }
             }
-            reconcile_keeping(&self.manager, tenants, &unreadable);
+            self.target.reconcile(tenants, &unreadable);
             tracing::info!(
                 version = last,
-                tenants = self.manager.len(),
+                tenants = self.target.manager().len(),
                 "follower: tenants reloaded from Redis"
             );
             self.reload = false;
@@ -329,8 +423,13 @@ impl Run {
                 self.reload = true;
                 return Ok(());
             }
-            if let Err(e) = apply(&self.manager, &entry) {
-                tracing::error!(version, "follower: skipped change {version}: {e}");
+            match read_change(version, &entry) {
+                Ok(change) => {
+                    if let Err(e) = self.target.apply(&change) {
+                        tracing::error!(version, "follower: skipped change {version}: {e}");
+                    }
+                }
+                Err(e) => tracing::error!(version, "follower: skipped change {version}: {e}"),
             }
             self.advance(version);
         }
@@ -357,7 +456,7 @@ impl Run {
         {
             return;
         }
-        match write_snapshot(path, self.applied, &self.manager.list_tenants()) {
+        match write_snapshot(path, self.applied, &self.target.manager().list_tenants()) {
             Ok(()) => {
                 self.snapshot_due = None;
                 self.last_snapshot = Some(Instant::now());
@@ -374,24 +473,36 @@ fn entry_version(entry: &StreamId) -> Option<u64> {
     ms.parse().ok()
 }
 
-/// Applies one stream entry to `manager`.
-fn apply(manager: &Manager, entry: &StreamId) -> Result<(), String> {
+/// Reads one stream entry.
+fn read_change(version: u64, entry: &StreamId) -> Result<Change, String> {
     let field = |name: &str| {
         entry
             .get::<String>(name)
             .ok_or_else(|| format!("the entry has no {name} field"))
     };
     let (op, id) = (field("op")?, field("id")?);
-    match op.as_str() {
+    let tenant = match op.as_str() {
         "create" | "update" => {
-            let t = decode(&id, &field("tenant")?).map_err(|e| e.message().to_owned())?;
-            put(manager, t).map_err(|e| e.to_string())
+            Some(decode(&id, &field("tenant")?).map_err(|e| e.message().to_owned())?)
         }
-        "delete" => match manager.delete_tenant(&id) {
+        "delete" => None,
+        other => return Err(format!("unknown op {other:?}")),
+    };
+    Ok(Change {
+        version,
+        id,
+        tenant,
+    })
+}
+
+/// Applies one change to `manager`.
+fn apply(manager: &Manager, c: &Change) -> Result<(), String> {
+    match &c.tenant {
+        Some(t) => put(manager, t.clone()).map_err(|e| e.to_string()),
+        None => match manager.delete_tenant(&c.id) {
             Ok(()) | Err(Error::TenantNotFound(_)) => Ok(()),
             Err(e) => Err(e.to_string()),
         },
-        other => Err(format!("unknown op {other:?}")),
     }
 }
 
@@ -410,20 +521,16 @@ fn put(manager: &Manager, t: Tenant) -> Result<(), Error> {
     }
 }
 
-/// Makes the manager's tenants exactly `tenants`.
-fn reconcile(manager: &Manager, tenants: Vec<Tenant>) {
-    reconcile_keeping(manager, tenants, &HashSet::new());
-}
-
 /// Makes the manager's tenants exactly `tenants`, but leaves those in
 /// `keep` alone.
-fn reconcile_keeping(manager: &Manager, tenants: Vec<Tenant>, keep: &HashSet<String>) {
-    let ids: HashSet<String> = tenants.iter().map(|t| t.id.clone()).collect();
+fn reconcile(manager: &Manager, tenants: impl IntoIterator<Item = Tenant>, keep: &HashSet<String>) {
+    let mut ids = HashSet::new();
     for t in tenants {
         let id = t.id.clone();
         if let Err(e) = put(manager, t) {
             tracing::error!(tenant = %id, "follower: cannot apply stored tenant {id:?}: {e}");
         }
+        ids.insert(id);
     }
     for t in manager.list_tenants() {
         if !ids.contains(&t.id) && !keep.contains(&t.id) {

@@ -430,6 +430,17 @@ impl Store for RedisStore {
         self.write("delete", id, "").map(drop)
     }
 
+    fn version_of(&self, id: &str) -> Option<u64> {
+        self.versions.get(id).copied()
+    }
+
+    fn followed(&mut self, id: &str, version: Option<u64>) {
+        match version {
+            Some(v) => self.versions.insert(id.to_owned(), v),
+            None => self.versions.remove(id),
+        };
+    }
+
     fn close(self: Box<Self>) -> Result<(), StoreError> {
         // Every change was acknowledged by Redis when it was made: nothing
         // to flush. Drop shuts the runtime down.

@@ -62,6 +62,19 @@ pub trait Store: Send + 'static {
     ///
     /// [`StoreError`] if the final flush fails.
     fn close(self: Box<Self>) -> Result<(), StoreError>;
+    /// For a store shared by several servers whose changes carry versions
+    /// (Redis): the version of tenant `id` as this store last read, wrote or
+    /// was told by [`Store::followed`]. `None` by default.
+    fn version_of(&self, id: &str) -> Option<u64> {
+        let _ = id;
+        None
+    }
+    /// For a shared store: the engine now holds tenant `id` as changed by
+    /// another server at `version` (`None`: deleted), so a later update or
+    /// delete through this store expects that version. A no-op by default.
+    fn followed(&mut self, id: &str, version: Option<u64>) {
+        let _ = (id, version);
+    }
 }
 
 /// A store chosen at run time (SQLite or Redis) is a store too.
@@ -83,6 +96,12 @@ impl Store for Box<dyn Store> {
     }
     fn close(self: Box<Self>) -> Result<(), StoreError> {
         <dyn Store as Store>::close(*self)
+    }
+    fn version_of(&self, id: &str) -> Option<u64> {
+        (**self).version_of(id)
+    }
+    fn followed(&mut self, id: &str, version: Option<u64>) {
+        (**self).followed(id, version)
     }
 }
 

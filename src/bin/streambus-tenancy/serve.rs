@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::Args;
 use streambus_tenancy::server::{
-    self, parse_size, Admin, ApiState, Config, DataDir, Limits, LimitsConfig, RedisSetting,
-    RedisStore, Role, SqliteStore, Store, Tiers, Token, TokenSource, Tokens,
+    self, parse_size, Admin, ApiState, Config, DataDir, Follower, Limits, LimitsConfig,
+    RedisSetting, RedisStore, Role, SqliteStore, Store, Tiers, Token, TokenSource, Tokens,
     DEFAULT_ALERT_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN, MIN_ALERT_INTERVAL,
 };
 use streambus_tenancy::Manager;
@@ -169,6 +169,15 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         Admin::open(Arc::clone(&manager), store).map_err(|e| e.to_string())?
     };
     let admin = Arc::new(admin);
+    // With Redis, changes made through other servers reach this one's
+    // engine, so its reads, /metrics and alerts reflect them.
+    let follower = match &redis {
+        Some(url) => Some(
+            Follower::start_for_admin(Arc::clone(&admin), url.expose())
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
     let state = ApiState::new(Arc::clone(&admin), token.clone())
         .with_tokens(tokens)
         .with_tiers(Tiers::with(&config.tiers))
@@ -217,6 +226,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     // Lets changes still running on the blocking pool finish (each one is a
     // single synced store write), then closes the store.
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    if let Some(f) = follower {
+        f.stop();
+    }
     let closed = admin.close().map_err(|e| e.to_string());
     // Held to here: the data dir stays locked until the store is closed.
     drop(data);
