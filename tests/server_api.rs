@@ -2,7 +2,7 @@
 //! every route, status code and error, the auth failures, the OpenAPI
 //! document against the live routes, metrics, alerts, restart from the
 //! store, and a failing store.
-#![cfg(all(feature = "server", feature = "cli"))]
+#![cfg(all(feature = "server", feature = "cli", feature = "cluster"))]
 
 mod server_support;
 
@@ -1346,7 +1346,7 @@ struct Flaky {
 impl Flaky {
     fn check(&self) -> Result<(), StoreError> {
         if self.fail.load(Ordering::SeqCst) {
-            Err(StoreError("injected failure: disk full".into()))
+            Err(StoreError::new("injected failure: disk full"))
         } else {
             Ok(())
         }

@@ -1,7 +1,7 @@
 //! `streambus-tenancy tenants ...` against a running server (the real
 //! binary on both sides), and the server's start-up: token generation,
 //! config file, graceful shutdown on SIGTERM.
-#![cfg(all(feature = "server", feature = "cli"))]
+#![cfg(all(feature = "server", feature = "cli", feature = "cluster"))]
 
 mod server_support;
 

@@ -1,7 +1,7 @@
 //! Crash safety with the real binary: concurrent creates and updates, SIGKILL
 //! mid-stream, restart, and check that every acknowledged change is there
 //! and nothing unacknowledged is half-present.
-#![cfg(all(feature = "server", feature = "cli"))]
+#![cfg(all(feature = "server", feature = "cli", feature = "cluster"))]
 
 mod server_support;
 

@@ -1,7 +1,7 @@
 //! Bounded load: many concurrent clients mixing CRUD against the server
 //! while threads enforce on the hot path. Nothing lost, no duplicate
 //! tenants, the store equals the engine, and the hot path keeps working.
-#![cfg(all(feature = "server", feature = "cli"))]
+#![cfg(all(feature = "server", feature = "cli", feature = "cluster"))]
 
 mod server_support;
 

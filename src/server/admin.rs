@@ -22,7 +22,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use super::store::{Store, StoreError};
+use super::store::{Store, StoreError, StoreErrorKind};
 use crate::{
     validate_name, validate_tenant_id, Error, Manager, NewTenant, Tenant, TenantStatus,
     TenantUpdate,
@@ -57,6 +57,10 @@ pub enum AdminError {
         /// Connections it holds.
         connections: u64,
     },
+    /// The tenant was changed through another admin server sharing the
+    /// store since this one read it; nothing was applied. Reading it again
+    /// (once this server has followed that change) and retrying succeeds.
+    Changed(String),
     /// The store failed; the change was neither persisted nor applied.
     Store(StoreError),
     /// At start: a stored tenant cannot be read or restored. The message
@@ -72,6 +76,11 @@ impl fmt::Display for AdminError {
             AdminError::HasConnections { id, connections } => write!(
                 f,
                 "tenant {id:?} holds {connections} connection(s); close them or delete with force=true"
+            ),
+            AdminError::Changed(id) => write!(
+                f,
+                "tenant {id:?} was changed through another admin server meanwhile; \
+                 the change was not applied: read the tenant again and retry"
             ),
             AdminError::Store(e) => write!(f, "{e}; the change was not applied"),
             AdminError::BadStoredTenant(m) => f.write_str(m),
@@ -155,7 +164,7 @@ impl Admin {
                     match manager.restore(t) {
                         Ok(_) => Ok(()),
                         Err(e @ Error::TenantExists(_)) => return Err(AdminError::Engine(e)),
-                        Err(e) => Err(StoreError(format!("stored tenant {id:?}: {e}"))),
+                        Err(e) => Err(StoreError::new(format!("stored tenant {id:?}: {e}"))),
                     }
                 }
                 Err(e) => Err(e),
@@ -164,7 +173,7 @@ impl Admin {
                 Ok(()) => n += 1,
                 Err(e) if skip_bad => {
                     tracing::error!("left out at start: {e}");
-                    skipped.push(e.0);
+                    skipped.push(e.message().to_owned());
                 }
                 Err(e) => {
                     return Err(AdminError::BadStoredTenant(format!(
@@ -193,7 +202,7 @@ impl Admin {
         // store is still consistent: carry on.
         let guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            return Err(AdminError::Store(StoreError("the store is closed".into())));
+            return Err(AdminError::Store(StoreError::new("the store is closed")));
         }
         Ok(StoreGuard(guard))
     }
@@ -215,7 +224,10 @@ impl Admin {
             return Err(Error::TenantExists(new.id).into());
         }
         let tenant = new.into_tenant(SystemTime::now());
-        store.get().insert(&tenant)?;
+        store
+            .get()
+            .insert(&tenant)
+            .map_err(|e| store_refused(&tenant.id, e))?;
         if let Err(e) = self.manager.restore(tenant.clone()) {
             // Cannot happen while every change goes through this lock; keep
             // the store equal to the engine all the same.
@@ -313,7 +325,7 @@ impl Admin {
         }
         // Never move updated_at backwards, even if the wall clock does.
         t.updated_at = SystemTime::now().max(current.updated_at);
-        store.get().update(&t).map_err(AdminError::from)?;
+        store.get().update(&t).map_err(|e| store_refused(id, e))?;
         let t = self.manager.replace(&t).map_err(AdminError::from)?;
         if t.status != current.status {
             tracing::info!(tenant = %id, status = %t.status, "tenant status changed");
@@ -338,10 +350,26 @@ impl Admin {
                 connections: usage.connections,
             });
         }
-        store.get().delete(id)?;
+        store.get().delete(id).map_err(|e| store_refused(id, e))?;
         self.manager.delete_tenant(id)?;
         tracing::info!(tenant = %id, forced = force, "tenant deleted");
         Ok(())
+    }
+
+    /// Runs `f` on the engine and the store under the admin lock, so that no
+    /// change made through this admin path interleaves with it: how the
+    /// follower (feature `cluster`) applies the changes other servers made
+    /// to a shared store.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::Store`] if the store is closed.
+    pub fn with_store<R>(
+        &self,
+        f: impl FnOnce(&Manager, &mut dyn Store) -> R,
+    ) -> Result<R, AdminError> {
+        let mut store = self.lock()?;
+        Ok(f(&self.manager, store.get()))
     }
 
     /// Closes the store; later changes fail with [`AdminError::Store`].
@@ -369,6 +397,19 @@ impl StoreGuard<'_> {
             Some(s) => s.as_mut(),
             None => unreachable!("the store was checked open under this lock"),
         }
+    }
+}
+
+/// A store error on a change to tenant `id`, as the admin path answers it:
+/// a conflict with what another server sharing the store wrote reads like
+/// the same conflict within one server (the id exists, is not found, or
+/// changed meanwhile).
+fn store_refused(id: &str, e: StoreError) -> AdminError {
+    match e.kind() {
+        StoreErrorKind::Exists => AdminError::Engine(Error::TenantExists(id.to_owned())),
+        StoreErrorKind::NotStored => AdminError::Engine(Error::TenantNotFound(id.to_owned())),
+        StoreErrorKind::Changed => AdminError::Changed(id.to_owned()),
+        _ => AdminError::Store(e),
     }
 }
 

@@ -8,6 +8,7 @@
 //! tokens_file = "./tokens.toml"   # named tokens with roles (see `Tokens`)
 //! public_metrics = false          # true: /metrics without a token
 //! metrics_tenants = "all"         # per-tenant series: all | none | above:N
+//! redis = "redis://127.0.0.1:6379/0"  # tenants in Redis, not SQLite (feature `cluster`)
 //!
 //! [limits]                     # every key optional; these are the defaults
 //! header_read_timeout = "10s"
@@ -61,6 +62,9 @@ pub struct Config {
     pub public_metrics: Option<bool>,
     /// Which tenants get per-tenant series in `/metrics`.
     pub metrics_tenants: Option<super::TenantSeries>,
+    /// Keep tenants in Redis at this URL instead of SQLite (feature
+    /// `cluster`).
+    pub redis: Option<RedisSetting>,
     /// Timeouts and limits set in the `[limits]` table (the rest default).
     pub limits: LimitsConfig,
     /// The operator's tiers, added to (or replacing) the built-in ones.
@@ -167,6 +171,7 @@ struct RawConfig {
     tokens_file: Option<PathBuf>,
     public_metrics: Option<bool>,
     metrics_tenants: Option<String>,
+    redis: Option<String>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -284,9 +289,79 @@ impl Config {
                         .map_err(|e| ConfigError(format!("metrics_tenants: {e}")))
                 })
                 .transpose()?,
+            redis: raw.redis.map(RedisSetting::new).transpose()?,
             limits,
             tiers: raw.tiers,
         })
+    }
+}
+
+/// A Redis URL as set in the config file or on the command line:
+/// `redis://[USER:PASSWORD@]HOST:PORT[/DB]` or `rediss://...` (TLS).
+/// `Debug` and `Display` hide the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSetting(String);
+
+impl RedisSetting {
+    /// Checks the scheme (the rest is checked when connecting).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] saying what a Redis URL looks like, without the
+    /// password.
+    pub fn new(url: String) -> Result<RedisSetting, ConfigError> {
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            Ok(RedisSetting(url))
+        } else {
+            Err(ConfigError(format!(
+                "redis: {:?} is not a Redis URL: use redis://[USER:PASSWORD@]HOST:PORT[/DB], \
+                 or rediss:// for TLS",
+                redact_url(&url)
+            )))
+        }
+    }
+
+    /// The URL, password included: for connecting, never for logging.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the URL holds a password.
+    pub fn has_password(&self) -> bool {
+        redact_url(&self.0) != self.0
+    }
+}
+
+impl fmt::Debug for RedisSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RedisSetting")
+            .field(&redact_url(&self.0))
+            .finish()
+    }
+}
+
+impl fmt::Display for RedisSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// `url` with the password of its user info replaced by `***`: what may be
+/// logged or shown.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<not a URL>".to_owned();
+    };
+    // The user info ends at the last `@` (a password may hold `/` or `?`
+    // when a user forgets to percent-encode it: hide too much, never too
+    // little).
+    match rest.rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            let sep = if rest[..at].contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{sep}@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -381,6 +456,25 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_url_never_shows_its_password() {
+        let c = Config::parse("redis = \"redis://:s3cret@127.0.0.1:6379/2\"").unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!(r.expose(), "redis://:s3cret@127.0.0.1:6379/2");
+        assert_eq!(r.to_string(), "redis://:***@127.0.0.1:6379/2");
+        assert!(!format!("{r:?}").contains("s3cret"));
+        assert!(r.has_password());
+        for (url, shown) in [
+            ("rediss://alice:s3cret@h:1", "rediss://alice:***@h:1"),
+            ("redis://alice@h:1", "redis://alice@h:1"),
+            ("redis://h:1/0", "redis://h:1/0"),
+            ("redis://u:p/w@d@h:1", "redis://u:***@h:1"),
+            ("h:1", "<not a URL>"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
+    }
+
+    #[test]
     fn names_what_is_wrong() {
         for (text, needle) in [
             ("listen = \"nowhere\"", "listen"),
@@ -407,6 +501,7 @@ mod tests {
             ("public_metrics = \"yes\"", "public_metrics"),
             ("metrics_tenants = \"some\"", "metrics_tenants"),
             ("metrics_tenants = \"above:101\"", "metrics_tenants"),
+            ("redis = \"http://:pw@h:1\"", "redis: \"http://:***@h:1\""),
         ] {
             let e = Config::parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{e:?} lacks {needle}");

@@ -97,6 +97,9 @@ impl From<AdminError> for ApiError {
                 "tenant_has_connections",
                 e.to_string(),
             ),
+            AdminError::Changed(_) => {
+                ApiError::new(StatusCode::CONFLICT, "tenant_changed", e.to_string())
+            }
             AdminError::BadStoredTenant(_) => {
                 tracing::error!(error = %e, "a stored tenant is invalid");
                 ApiError::internal("a stored tenant is invalid; see the server log")
@@ -108,7 +111,7 @@ impl From<AdminError> for ApiError {
                     "store_error",
                     format!(
                         "the store could not write: {}; the change was not applied",
-                        inner.0
+                        inner.message()
                     ),
                 )
             }

@@ -5,6 +5,12 @@
 //!
 //! - [`Store`]/[`SqliteStore`]: tenants on disk in SQLite (WAL,
 //!   `synchronous=FULL`); every write is synced before it returns.
+//! - `RedisStore` (feature `cluster`): tenants in Redis, shared by several
+//!   admin servers; each change is one Lua script that checks the tenant's
+//!   version, writes it and appends it to a change stream.
+//! - `Follower` (feature `cluster`): for a broker, keeps its `Manager`
+//!   equal to the tenants in Redis by tailing that change stream, with a
+//!   local snapshot to start from while Redis is down.
 //! - [`Admin`]: the durable admin path. Each change is validated, written to
 //!   the store, and only then applied to the engine, one change at a time; a
 //!   change that fails to persist is not applied. At start it rebuilds the
@@ -58,10 +64,16 @@ mod auth;
 mod config;
 mod datadir;
 mod error;
+#[cfg(feature = "cluster")]
+mod follower;
 mod handlers;
 mod limits;
 mod metrics;
 mod paging;
+#[cfg(feature = "cluster")]
+mod redis_conn;
+#[cfg(feature = "cluster")]
+mod redis_store;
 mod router;
 mod scrape;
 mod store;
@@ -76,16 +88,22 @@ pub use api::{
 };
 pub use auth::{NamedToken, Role, Token, TokenSource, Tokens};
 pub use config::{
-    parse_size, Config, ConfigError, LimitsConfig, Tiers, DEFAULT_ALERT_INTERVAL, DEFAULT_DATA_DIR,
-    DEFAULT_LISTEN,
+    parse_size, Config, ConfigError, LimitsConfig, RedisSetting, Tiers, DEFAULT_ALERT_INTERVAL,
+    DEFAULT_DATA_DIR, DEFAULT_LISTEN,
 };
 pub use datadir::{DataDir, LOCK_FILE};
 pub use error::ApiError;
+#[cfg(feature = "cluster")]
+pub use follower::{Follower, MAX_BACKOFF, SNAPSHOT_INTERVAL};
 pub use limits::{
     serve, Limits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use metrics::{Metrics, ParseTenantSeriesError, TenantSeries};
 pub use paging::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+#[cfg(feature = "cluster")]
+pub use redis_conn::RedisUrl;
+#[cfg(feature = "cluster")]
+pub use redis_store::{RedisStore, CHANGE_STREAM_LEN, REDIS_SCHEMA_VERSION};
 pub use router::{openapi, router, ApiState, MAX_BODY_BYTES, MIN_ALERT_INTERVAL};
-pub use store::{SqliteStore, Store, StoreError};
+pub use store::{SqliteStore, Store, StoreError, StoreErrorKind};

@@ -62,15 +62,102 @@ pub trait Store: Send + 'static {
     ///
     /// [`StoreError`] if the final flush fails.
     fn close(self: Box<Self>) -> Result<(), StoreError>;
+    /// For a store shared by several servers whose changes carry versions
+    /// (Redis): the version of tenant `id` as this store last read, wrote or
+    /// was told by [`Store::followed`]. `None` by default.
+    fn version_of(&self, id: &str) -> Option<u64> {
+        let _ = id;
+        None
+    }
+    /// For a shared store: the engine now holds tenant `id` as changed by
+    /// another server at `version` (`None`: deleted), so a later update or
+    /// delete through this store expects that version. A no-op by default.
+    fn followed(&mut self, id: &str, version: Option<u64>) {
+        let _ = (id, version);
+    }
+}
+
+/// A store chosen at run time (SQLite or Redis) is a store too.
+impl Store for Box<dyn Store> {
+    fn load_all(&mut self) -> Result<Vec<Tenant>, StoreError> {
+        (**self).load_all()
+    }
+    fn load_rows(&mut self) -> Result<Vec<Result<Tenant, StoreError>>, StoreError> {
+        (**self).load_rows()
+    }
+    fn insert(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
+        (**self).insert(tenant)
+    }
+    fn update(&mut self, tenant: &Tenant) -> Result<(), StoreError> {
+        (**self).update(tenant)
+    }
+    fn delete(&mut self, id: &str) -> Result<(), StoreError> {
+        (**self).delete(id)
+    }
+    fn close(self: Box<Self>) -> Result<(), StoreError> {
+        <dyn Store as Store>::close(*self)
+    }
+    fn version_of(&self, id: &str) -> Option<u64> {
+        (**self).version_of(id)
+    }
+    fn followed(&mut self, id: &str, version: Option<u64>) {
+        (**self).followed(id, version)
+    }
 }
 
 /// A store operation failed; the change it carried was not made.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoreError(pub String);
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+}
+
+/// What kind of failure a [`StoreError`] is: the store itself failed, or the
+/// change conflicts with what the store holds (which, when several servers
+/// share one store, another server may have written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store could not be read or written, or holds invalid data.
+    Failed,
+    /// An insert found the id stored already.
+    Exists,
+    /// An update or delete found the id not stored.
+    NotStored,
+    /// An update or delete found the tenant changed since this store last
+    /// read or wrote it.
+    Changed,
+}
+
+impl StoreError {
+    /// The store failed ([`StoreErrorKind::Failed`]); `message` is an
+    /// operator's summary.
+    pub fn new(message: impl Into<String>) -> StoreError {
+        StoreError::of(StoreErrorKind::Failed, message)
+    }
+
+    /// An error of `kind`.
+    pub fn of(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
+        StoreError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// The summary, without the `tenant store:` prefix of `Display`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "tenant store: {}", self.0)
+        write!(f, "tenant store: {}", self.message)
     }
 }
 
@@ -92,11 +179,16 @@ impl From<rusqlite::Error> for StoreError {
             Some(C::SystemIoFailure) => "an I/O error",
             Some(C::DatabaseCorrupt | C::NotADatabase) => "the database file is corrupt",
             Some(C::OutOfMemory) => "out of memory",
-            Some(C::ConstraintViolation) => "a row conflicts with one already stored",
+            Some(C::ConstraintViolation) => {
+                return StoreError::of(
+                    StoreErrorKind::Exists,
+                    "a row conflicts with one already stored",
+                )
+            }
             _ => "an unexpected database error (see the server log)",
         };
         tracing::error!(error = %e, "tenant store: {summary}");
-        StoreError(summary.to_owned())
+        StoreError::new(summary)
     }
 }
 
@@ -120,19 +212,21 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let conn = Connection::open(&path)
-            .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| StoreError::new(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError(format!("cannot enable WAL mode (got {mode})")));
+            return Err(StoreError::new(format!(
+                "cannot enable WAL mode (got {mode})"
+            )));
         }
         // FULL: the WAL is fsynced at every commit, so a commit that returned
         // is on disk (NORMAL would only sync at checkpoints).
         conn.pragma_update(None, "synchronous", "FULL")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "{} has schema version {version}; this build reads up to {SCHEMA_VERSION}",
                 path.display()
             )));
@@ -195,7 +289,10 @@ impl SqliteStore {
         }
         let n = self.conn.execute(sql, p.as_slice())?;
         if expect_rows && n == 0 {
-            return Err(StoreError(format!("tenant {:?} is not stored", tenant.id)));
+            return Err(StoreError::of(
+                StoreErrorKind::NotStored,
+                format!("tenant {:?} is not stored", tenant.id),
+            ));
         }
         Ok(())
     }
@@ -246,7 +343,10 @@ impl Store for SqliteStore {
             .conn
             .execute("DELETE FROM tenants WHERE id = ?1", [id])?;
         if n == 0 {
-            return Err(StoreError(format!("tenant {id:?} is not stored")));
+            return Err(StoreError::of(
+                StoreErrorKind::NotStored,
+                format!("tenant {id:?} is not stored"),
+            ));
         }
         Ok(())
     }
@@ -309,7 +409,7 @@ impl RowValues {
             TenantStatus::Active => "active",
             TenantStatus::Suspended => "suspended",
             TenantStatus::Deleted => {
-                return Err(StoreError(format!("tenant {:?} is deleted", t.id)))
+                return Err(StoreError::new(format!("tenant {:?} is deleted", t.id)))
             }
         };
         Ok(RowValues {
@@ -317,7 +417,7 @@ impl RowValues {
             name: t.name.clone(),
             description: t.description.clone(),
             metadata: serde_json::to_string(&t.metadata)
-                .map_err(|e| StoreError(format!("metadata of {:?}: {e}", t.id)))?,
+                .map_err(|e| StoreError::new(format!("metadata of {:?}: {e}", t.id)))?,
             status: status.to_owned(),
             created_at_ns: to_nanos(t.created_at),
             updated_at_ns: to_nanos(t.updated_at),
@@ -344,7 +444,7 @@ fn row_values(r: &rusqlite::Row<'_>) -> rusqlite::Result<RowValues> {
 }
 
 fn tenant_from_row(v: RowValues) -> Result<Tenant, StoreError> {
-    let bad = |what: String| StoreError(format!("stored tenant {:?}: {what}", v.id));
+    let bad = |what: String| StoreError::new(format!("stored tenant {:?}: {what}", v.id));
     let status = match v.status.as_str() {
         "active" => TenantStatus::Active,
         "suspended" => TenantStatus::Suspended,
@@ -382,14 +482,14 @@ pub(crate) fn quotas_from(values: &[i64; 11]) -> Quotas {
     }
 }
 
-fn to_nanos(t: SystemTime) -> i64 {
+pub(crate) fn to_nanos(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
     }
 }
 
-fn from_nanos(ns: i64) -> SystemTime {
+pub(crate) fn from_nanos(ns: i64) -> SystemTime {
     if ns >= 0 {
         UNIX_EPOCH + Duration::from_nanos(ns as u64)
     } else {
@@ -425,7 +525,11 @@ mod tests {
         let mut s = SqliteStore::open(&path).unwrap();
         let a = tenant("a");
         s.insert(&a).unwrap();
-        assert!(s.insert(&a).is_err(), "a second insert of one id fails");
+        assert_eq!(
+            s.insert(&a).unwrap_err().kind(),
+            StoreErrorKind::Exists,
+            "a second insert of one id fails"
+        );
         let mut b = a.clone();
         b.name = "renamed".into();
         b.status = TenantStatus::Suspended;
@@ -437,8 +541,8 @@ mod tests {
         assert_eq!(s.load_all().unwrap(), vec![b.clone()]);
         assert_eq!(s.get("a").unwrap(), Some(b));
         s.delete("a").unwrap();
-        assert!(s.delete("a").is_err());
-        assert!(s.update(&a).is_err());
+        assert_eq!(s.delete("a").unwrap_err().kind(), StoreErrorKind::NotStored);
+        assert_eq!(s.update(&a).unwrap_err().kind(), StoreErrorKind::NotStored);
         assert_eq!(s.load_all().unwrap(), vec![]);
     }
 
@@ -450,17 +554,17 @@ mod tests {
                 Some("raw sqlite detail".into()),
             ))
         };
-        assert_eq!(e(rusqlite::ffi::SQLITE_FULL).0, "disk full");
+        assert_eq!(e(rusqlite::ffi::SQLITE_FULL).message(), "disk full");
         assert_eq!(
-            e(rusqlite::ffi::SQLITE_READONLY).0,
+            e(rusqlite::ffi::SQLITE_READONLY).message(),
             "the database file is read-only"
         );
         assert_eq!(
-            e(rusqlite::ffi::SQLITE_BUSY).0,
+            e(rusqlite::ffi::SQLITE_BUSY).message(),
             "the database is locked by another process"
         );
         assert!(!e(rusqlite::ffi::SQLITE_CORRUPT)
-            .0
+            .message()
             .contains("raw sqlite detail"));
     }
 
@@ -480,7 +584,10 @@ mod tests {
         let rows = s.load_rows().unwrap();
         assert_eq!(rows.len(), 2);
         let e = rows[0].as_ref().unwrap_err();
-        assert!(e.0.starts_with("stored tenant \"a\": metadata: "), "{e}");
+        assert!(
+            e.message().starts_with("stored tenant \"a\": metadata: "),
+            "{e}"
+        );
         assert_eq!(rows[1].as_ref().unwrap().id, "b");
         assert!(s.load_all().is_err());
     }

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use clap::Args;
 use streambus_tenancy::server::{
-    self, parse_size, Admin, ApiState, Config, DataDir, Limits, LimitsConfig, Metrics, Role,
-    SqliteStore, TenantSeries, Tiers, Token, TokenSource, Tokens, DEFAULT_ALERT_INTERVAL,
-    DEFAULT_DATA_DIR, DEFAULT_LISTEN, MIN_ALERT_INTERVAL,
+    self, parse_size, Admin, ApiState, Config, DataDir, Follower, Limits, LimitsConfig, Metrics,
+    RedisSetting, RedisStore, Role, SqliteStore, Store, TenantSeries, Tiers, Token, TokenSource,
+    Tokens, DEFAULT_ALERT_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN, MIN_ALERT_INTERVAL,
 };
 use streambus_tenancy::Manager;
 
@@ -68,6 +68,12 @@ pub(crate) struct ServeArgs {
     /// Largest request body, e.g. 1MiB [default: 1MiB; 1KiB to 64MiB].
     #[arg(long, value_parser = parse_size)]
     max_body_bytes: Option<usize>,
+    /// Keep tenants in Redis instead of SQLite, shared with every server on
+    /// the same Redis: redis://[USER:PASSWORD@]HOST:PORT[/DB], or rediss://
+    /// for TLS [or STREAMBUS_TENANCY_REDIS, or `redis` in the config file;
+    /// a password here is visible in `ps`].
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
@@ -123,7 +129,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
             .ok()
             .filter(|t| !t.trim().is_empty())
     });
-    let (token, source) = Token::resolve(given, &token_file)?;
+    let (token, token_source) = Token::resolve(given, &token_file)?;
     let tokens = match args.tokens_file.or(config.tokens_file.clone()) {
         None => Tokens::from(token.clone()),
         Some(path) => {
@@ -136,12 +142,22 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         }
     };
     let public_metrics = args.public_metrics || config.public_metrics.unwrap_or(false);
+    let redis = redis_setting(args.redis, config.redis.clone())?;
 
-    let db = data.private_file("tenants.db")?;
-    let store = SqliteStore::open(&db).map_err(|e| e.to_string())?;
-    for extra in ["tenants.db-wal", "tenants.db-shm"] {
-        data.tighten(extra)?;
-    }
+    let (store, source): (Box<dyn Store>, String) = match &redis {
+        Some(url) => {
+            let store = RedisStore::open(url.expose()).map_err(|e| e.to_string())?;
+            (Box::new(store), format!("Redis at {url}"))
+        }
+        None => {
+            let db = data.private_file("tenants.db")?;
+            let store = SqliteStore::open(&db).map_err(|e| e.to_string())?;
+            for extra in ["tenants.db-wal", "tenants.db-shm"] {
+                data.tighten(extra)?;
+            }
+            (Box::new(store), db.display().to_string())
+        }
+    };
     let manager = Arc::new(Manager::new());
     let admin = if args.skip_bad_rows {
         let (admin, skipped) = Admin::open_skipping_bad_rows(Arc::clone(&manager), store)
@@ -157,6 +173,15 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         Admin::open(Arc::clone(&manager), store).map_err(|e| e.to_string())?
     };
     let admin = Arc::new(admin);
+    // With Redis, changes made through other servers reach this one's
+    // engine, so its reads, /metrics and alerts reflect them.
+    let follower = match &redis {
+        Some(url) => Some(
+            Follower::start_for_admin(Arc::clone(&admin), url.expose())
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
     let series = args
         .metrics_tenants
         .or(config.metrics_tenants)
@@ -184,7 +209,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
             .local_addr()
             .map_err(|e| format!("cannot read the bound address: {e}"))?;
         let sampler = state.spawn_alert_sampler(alert_interval);
-        announce(addr, &db, &token, &source, manager.len());
+        announce(addr, &source, &token, &token_source, manager.len());
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -213,6 +238,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     // Lets changes still running on the blocking pool finish (each one is a
     // single synced store write), then closes the store.
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    if let Some(f) = follower {
+        f.stop();
+    }
     let closed = admin.close().map_err(|e| e.to_string());
     // Held to here: the data dir stays locked until the store is closed.
     drop(data);
@@ -222,11 +250,35 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn announce(addr: SocketAddr, db: &std::path::Path, token: &Token, source: &TokenSource, n: usize) {
+/// The Redis URL from `--redis`, else `STREAMBUS_TENANCY_REDIS`, else the
+/// config file; a password on the command line is warned about.
+fn redis_setting(
+    flag: Option<String>,
+    config: Option<RedisSetting>,
+) -> Result<Option<RedisSetting>, String> {
+    if let Some(url) = flag {
+        let url = RedisSetting::new(url).map_err(|e| format!("--{e}"))?;
+        if url.has_password() {
+            tracing::warn!(
+                "--redis with a password is visible to every user in `ps`; \
+                 prefer STREAMBUS_TENANCY_REDIS or `redis` in the config file"
+            );
+        }
+        return Ok(Some(url));
+    }
+    match std::env::var("STREAMBUS_TENANCY_REDIS") {
+        Ok(url) if !url.trim().is_empty() => RedisSetting::new(url)
+            .map(Some)
+            .map_err(|e| format!("STREAMBUS_TENANCY_REDIS: {e}")),
+        _ => Ok(config),
+    }
+}
+
+fn announce(addr: SocketAddr, store: &str, token: &Token, source: &TokenSource, n: usize) {
     use std::fmt::Write as _;
     let mut text = String::new();
     let _ = writeln!(text, "streambus-tenancy listening on http://{addr}");
-    let _ = writeln!(text, "  tenants: {n} restored from {}", db.display());
+    let _ = writeln!(text, "  tenants: {n} restored from {store}");
     match source {
         TokenSource::Generated(path) => {
             let _ = writeln!(

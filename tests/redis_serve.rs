@@ -1,0 +1,223 @@
+//! `serve --redis` as an operator runs it: the real binary, several of them
+//! on one real `redis-server`. A change through one server is read through
+//! the other within a second (each runs a follower); racing creates of one
+//! id through two servers get one 201 and 409s; a change acknowledged with
+//! a 2xx survives SIGKILL of Redis; the servers reconnect when Redis is
+//! back; the URL's password never reaches a log or the terminal.
+#![cfg(all(feature = "server", feature = "cli", feature = "cluster"))]
+
+mod redis_support;
+mod server_support;
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use redis_support::RedisServer;
+use serde_json::{json, Value};
+use server_support::{announced_address, bin, Client, ServerProcess, TOKEN};
+
+fn serve(redis: &RedisServer) -> (ServerProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = ServerProcess::start(&dir.path().join("data"), &["--redis", &redis.url()]);
+    (s, dir)
+}
+
+fn create(c: &Client, id: &str) -> u16 {
+    c.post(
+        "/api/v1/tenants",
+        &json!({"id": id, "name": format!("Name of {id}"), "quotas": {"max_topics": 7}}),
+    )
+    .status
+}
+
+#[test]
+fn two_servers_on_one_redis_share_the_tenants() {
+    let redis = RedisServer::start();
+    let (mut a, _da) = serve(&redis);
+    let (mut b, _db) = serve(&redis);
+    let (ca, cb) = (a.client(), b.client());
+    assert_eq!(create(&ca, "acme"), 201);
+    // B's store refuses what A stored, as one server refuses an existing id.
+    let r = cb.post("/api/v1/tenants", &json!({"id": "acme", "name": "Other"}));
+    assert_eq!((r.status, r.code()), (409, "tenant_exists"), "{r:?}");
+
+    // B's follower applies A's change: B reads it without a restart.
+    let seen = |c: &Client, path: &str, check: &dyn Fn(&Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let r = c.get(path);
+            if r.status == 200 && check(&r.body) {
+                return r.body;
+            }
+            assert!(Instant::now() < deadline, "not seen within 1 s: {r:?}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let got = seen(&cb, "/api/v1/tenants/acme", &|_| true);
+    assert_eq!(got["quotas"]["max_topics"], 7);
+    assert_eq!(got, ca.get("/api/v1/tenants/acme").body);
+
+    // Changes through either server reach the other; measure how fast.
+    let mut lags = Vec::new();
+    for i in 0..200u64 {
+        let (from, to) = if i % 2 == 0 { (&ca, &cb) } else { (&cb, &ca) };
+        let start = Instant::now();
+        let r = from.put(
+            "/api/v1/tenants/acme",
+            &json!({"quotas": {"max_topics": 100 + i}}),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        seen(to, "/api/v1/tenants/acme", &|b| {
+            b["quotas"]["max_topics"] == 100 + i
+        });
+        lags.push(start.elapsed());
+    }
+    lags.sort();
+    let (p50, p99) = (lags[lags.len() / 2], lags[lags.len() * 99 / 100]);
+    eprintln!(
+        "change through one server seen through the other (PUT + polling GET every 2 ms), \
+         over {} changes: p50 {p50:?}, p99 {p99:?}",
+        lags.len()
+    );
+    let r = cb.post_empty("/api/v1/tenants/acme/suspend");
+    assert_eq!(r.status, 200, "{r:?}");
+    seen(&ca, "/api/v1/tenants/acme", &|b| b["status"] == "suspended");
+    let r = ca.delete("/api/v1/tenants/acme");
+    assert_eq!(r.status, 204, "{r:?}");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while cb.get("/api/v1/tenants/acme").status != 404 {
+        assert!(Instant::now() < deadline, "the delete never reached B");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+
+    // A server started later reads what the others wrote.
+    assert_eq!(create(&ca, "later"), 201);
+    b.terminate();
+    let b = ServerProcess::start(&_db.path().join("data"), &["--redis", &redis.url()]);
+    assert_eq!(b.client().get("/api/v1/tenants/later").status, 200);
+    drop(b);
+    a.terminate();
+
+    // Racing creates of one id through both servers: exactly one wins.
+    let a = serve(&redis);
+    let b = serve(&redis);
+    let clients = [a.0.client(), b.0.client()];
+    for round in 0..5 {
+        let id = format!("race-{round}");
+        let barrier = Arc::new(Barrier::new(6));
+        let statuses: Vec<u16> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|i| {
+                    let (c, barrier, id) = (clients[i % 2].clone(), Arc::clone(&barrier), &id);
+                    s.spawn(move || {
+                        barrier.wait();
+                        create(&c, id)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let wins = statuses.iter().filter(|&&s| s == 201).count();
+        assert_eq!(wins, 1, "{statuses:?}");
+        assert!(
+            statuses.iter().all(|&s| s == 201 || s == 409),
+            "{statuses:?}"
+        );
+    }
+}
+
+#[test]
+fn an_acknowledged_change_survives_sigkill_of_redis_and_servers_reconnect() {
+    let mut redis = RedisServer::start();
+    let (mut a, da) = serve(&redis);
+    let c = a.client();
+    assert_eq!(create(&c, "kept"), 201);
+    let r = c.post_empty("/api/v1/tenants/kept/suspend");
+    assert_eq!(r.status, 200, "{r:?}");
+
+    redis.kill9();
+    // While Redis is down a change fails whole, in an operator's words.
+    let r = c.post("/api/v1/tenants", &json!({"id": "lost", "name": "L"}));
+    assert_eq!((r.status, r.code()), (500, "store_error"), "{r:?}");
+    assert!(r.error().contains("Redis at redis://127.0.0.1:"), "{r:?}");
+    assert_eq!(c.get("/api/v1/tenants/lost").status, 404);
+
+    redis.restart();
+    // The running server reconnects by itself.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = c.post("/api/v1/tenants", &json!({"id": "after", "name": "A"}));
+        if r.status == 201 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reconnect: {r:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    a.kill();
+    let a = ServerProcess::start(&da.path().join("data"), &["--redis", &redis.url()]);
+    let c = a.client();
+    let kept = c.get("/api/v1/tenants/kept");
+    assert_eq!(kept.status, 200, "{kept:?}");
+    assert_eq!(kept.body["status"], "suspended");
+    assert_eq!(c.get("/api/v1/tenants/after").status, 200);
+    assert_eq!(c.get("/api/v1/tenants/lost").status, 404);
+}
+
+#[test]
+fn the_password_in_the_url_is_never_shown() {
+    const PASSWORD: &str = "pw-n0t-in-logs";
+    let redis = RedisServer::start_with(Some(PASSWORD));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    // From the environment (not in `ps`), logging everything.
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("STREAMBUS_TENANCY_TOKEN", TOKEN)
+        .env("STREAMBUS_TENANCY_REDIS", redis.url())
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = announced_address(&mut child);
+    let c = Client::new(&base, Some(TOKEN));
+    assert_eq!(create(&c, "a"), 201);
+    assert_eq!(c.get("/api/v1/tenants/a").status, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("tenant store in Redis"), "{logged}");
+    assert!(!logged.contains(PASSWORD), "the password is in the log");
+
+    // A wrong password, on the command line: a clear refusal, the password
+    // hidden, and a warning that `ps` shows it.
+    let wrong = format!("redis://:pw-wr0ng@127.0.0.1:{}/0", redis.port);
+    let out = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data2"))
+        .args(["--redis", &wrong])
+        .env("STREAMBUS_TENANCY_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("refused the user name or password"), "{said}");
+    assert!(said.contains("visible to every user in `ps`"), "{said}");
+    assert!(!said.contains("pw-wr0ng"), "{said}");
+
+    // A malformed URL is refused before anything is opened.
+    let out = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data3"))
+        .args(["--redis", "localhost:6379"])
+        .env("STREAMBUS_TENANCY_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("not a Redis URL"), "{said}");
+}

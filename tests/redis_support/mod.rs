@@ -1,0 +1,176 @@
+//! Shared by the `redis_*` tests: a real `redis-server` per test, on a free
+//! loopback port with its own temporary directory, run as the README says
+//! for durability (AOF on, fsynced at every write, no RDB snapshots), and
+//! stopped when dropped (also when the test panics).
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` child process.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    password: Option<String>,
+    dir: tempfile::TempDir,
+}
+
+/// Panics, saying how to install it, if `redis-server` is not on the PATH.
+pub fn require_redis_server() {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "redis-server is not on the PATH: these tests need a real Redis; install it with \
+         `apt-get install -y redis-server` (as root), then run the tests again"
+    );
+}
+
+impl RedisServer {
+    /// A new server without a password.
+    pub fn start() -> RedisServer {
+        RedisServer::start_with(None)
+    }
+
+    /// A new server that requires `password` (`requirepass`), if given.
+    pub fn start_with(password: Option<&str>) -> RedisServer {
+        require_redis_server();
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = RedisServer {
+            child: None,
+            port: 0,
+            password: password.map(str::to_owned),
+            dir,
+        };
+        // A free port can be taken between choosing it and binding it:
+        // choose again a few times.
+        for _ in 0..5 {
+            server.port = free_port();
+            if server.spawn() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start; its log:\n{}", server.log());
+    }
+
+    /// `redis://[:PASSWORD@]127.0.0.1:PORT/0`.
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    /// Starts redis-server on `self.port` over `self.dir`; false if it
+    /// exited (the port was taken) before answering PING.
+    fn spawn(&mut self) -> bool {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--logfile")
+            .arg(self.log_path())
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .args(["--daemonize", "no", "--protected-mode", "yes"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(p) = &self.password {
+            cmd.args(["--requirepass", p]);
+        }
+        let mut child = cmd.spawn().expect("start redis-server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+            if self.ping() {
+                self.child = Some(child);
+                return true;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("redis-server did not answer PING; its log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return false;
+        };
+        let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(500)) else {
+            return false;
+        };
+        redis::cmd("PING").query::<String>(&mut c).is_ok()
+    }
+
+    /// A plain connection, for looking at the keys.
+    pub fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap()
+    }
+
+    /// SIGKILL: Redis gets no chance to write anything more.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory (after
+    /// [`RedisServer::kill9`]); it loads its AOF.
+    pub fn restart(&mut self) {
+        self.kill9();
+        assert!(
+            self.spawn(),
+            "redis-server did not restart on port {}; its log:\n{}",
+            self.port,
+            self.log()
+        );
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
