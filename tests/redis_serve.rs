@@ -42,15 +42,17 @@ fn two_servers_on_one_redis_share_the_tenants() {
     let r = cb.post("/api/v1/tenants", &json!({"id": "acme", "name": "Other"}));
     assert_eq!((r.status, r.code()), (409, "tenant_exists"), "{r:?}");
 
-    // B's follower applies A's change: B reads it without a restart.
+    // B's follower applies A's change: B reads it without a restart. (The
+    // deadline only bounds a broken follower; how fast it is, is measured
+    // below and printed, not asserted: CI machines are shared.)
     let seen = |c: &Client, path: &str, check: &dyn Fn(&Value) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(1);
+        let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let r = c.get(path);
             if r.status == 200 && check(&r.body) {
                 return r.body;
             }
-            assert!(Instant::now() < deadline, "not seen within 1 s: {r:?}");
+            assert!(Instant::now() < deadline, "not seen within 15 s: {r:?}");
             std::thread::sleep(Duration::from_millis(2));
         }
     };
@@ -85,7 +87,7 @@ fn two_servers_on_one_redis_share_the_tenants() {
     seen(&ca, "/api/v1/tenants/acme", &|b| b["status"] == "suspended");
     let r = ca.delete("/api/v1/tenants/acme");
     assert_eq!(r.status, 204, "{r:?}");
-    let deadline = Instant::now() + Duration::from_secs(1);
+    let deadline = Instant::now() + Duration::from_secs(15);
     while cb.get("/api/v1/tenants/acme").status != 404 {
         assert!(Instant::now() < deadline, "the delete never reached B");
         std::thread::sleep(Duration::from_millis(2));
