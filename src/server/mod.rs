@@ -56,11 +56,13 @@ mod auth;
 mod config;
 mod datadir;
 mod error;
+mod extract;
 mod handlers;
 mod limits;
 mod metrics;
 mod paging;
 mod router;
+mod schema;
 mod store;
 
 pub use admin::{Admin, AdminError, MAX_DESCRIPTION_LEN, MAX_METADATA_ENTRIES};
