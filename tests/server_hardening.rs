@@ -2,6 +2,7 @@
 //! headers, idle connections past the cap, slow bodies, read tokens asking
 //! for changes, bodies that are not objects, a token checked before a body
 //! is read.
+#![cfg(all(feature = "server", feature = "cli"))]
 
 mod server_support;
 

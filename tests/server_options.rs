@@ -1,6 +1,7 @@
 //! The `serve` binary's start-up: options checked before anything is
 //! opened, one server per data dir, private files, named tokens, and the
 //! audit log.
+#![cfg(all(feature = "server", feature = "cli"))]
 
 mod server_support;
 
