@@ -6,18 +6,19 @@ use std::time::SystemTime;
 
 use crate::{Error, Quotas};
 
-/// Longest tenant id, in bytes.
+/// Longest tenant id, in bytes (ids are ASCII: characters too).
 pub const MAX_TENANT_ID_LEN: usize = 128;
-/// Longest tenant name, in bytes.
+/// Longest tenant name, in characters (Unicode scalar values, which is what
+/// JSON Schema's `maxLength` counts, so the API's document can state it).
 pub const MAX_NAME_LEN: usize = 256;
 
 /// A tenant as the admin API sees it: identity, quotas, metadata and status.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Tenant {
-    /// Unique id: 1 to 128 bytes of `[A-Za-z0-9._-]`.
+    /// Unique id: 1 to 128 characters of `[A-Za-z0-9._-]`, not `.` or `..`.
     pub id: String,
-    /// Display name: 1 to 256 bytes, no control characters.
+    /// Display name: 1 to 256 characters, no control characters.
     pub name: String,
     /// Free text.
     #[cfg_attr(feature = "serde", serde(default))]
@@ -215,16 +216,21 @@ pub(crate) struct TenantInfo {
     pub(crate) metadata: BTreeMap<String, String>,
 }
 
-/// Checks a tenant id: 1 to 128 bytes of `[A-Za-z0-9._-]`.
+/// Checks a tenant id: 1 to [`MAX_TENANT_ID_LEN`] characters of
+/// `[A-Za-z0-9._-]`, other than `.` and `..`.
+///
+/// `.` and `..` are refused because the admin API's routes carry the id as
+/// a path segment, where URL normalization removes them: a tenant with such
+/// an id could be created but never read, changed or deleted.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidTenantId`] saying what is wrong.
 pub fn validate_tenant_id(id: &str) -> Result<(), Error> {
     if id.is_empty() {
-        return Err(Error::InvalidTenantId(
-            "the id is empty; use 1 to 128 characters of A-Z a-z 0-9 . _ -".into(),
-        ));
+        return Err(Error::InvalidTenantId(format!(
+            "the id is empty; use 1 to {MAX_TENANT_ID_LEN} characters of A-Z a-z 0-9 . _ -"
+        )));
     }
     if id.len() > MAX_TENANT_ID_LEN {
         return Err(Error::InvalidTenantId(format!(
@@ -240,24 +246,30 @@ pub fn validate_tenant_id(id: &str) -> Result<(), Error> {
             "{id:?} contains {c:?}; only A-Z a-z 0-9 . _ - are allowed"
         )));
     }
+    if id == "." || id == ".." {
+        return Err(Error::InvalidTenantId(format!(
+            "{id:?} is not an id: a URL path cannot carry it; use at least one of A-Z a-z 0-9 _ -"
+        )));
+    }
     Ok(())
 }
 
-/// Checks a tenant name: 1 to 256 bytes with no control characters.
+/// Checks a tenant name: 1 to [`MAX_NAME_LEN`] characters, none of them a
+/// control character ([`char::is_control`]).
 ///
 /// # Errors
 ///
 /// [`Error::InvalidName`] saying what is wrong.
 pub fn validate_name(name: &str) -> Result<(), Error> {
     if name.is_empty() {
-        return Err(Error::InvalidName(
-            "the name is empty; use 1 to 256 bytes".into(),
-        ));
-    }
-    if name.len() > MAX_NAME_LEN {
         return Err(Error::InvalidName(format!(
-            "the name is {} bytes long; at most {MAX_NAME_LEN} are allowed",
-            name.len()
+            "the name is empty; use 1 to {MAX_NAME_LEN} characters"
+        )));
+    }
+    let chars = name.chars().count();
+    if chars > MAX_NAME_LEN {
+        return Err(Error::InvalidName(format!(
+            "the name is {chars} characters long; at most {MAX_NAME_LEN} are allowed"
         )));
     }
     if let Some(c) = name.chars().find(|c| c.is_control()) {

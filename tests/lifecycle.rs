@@ -287,13 +287,15 @@ fn invalid_ids() {
         "emoji\u{1f600}",
         "semi;colon",
         &"a".repeat(129),
+        ".",
+        "..",
     ] {
         match m.create_tenant(id, "Name", Quotas::default()) {
             Err(Error::InvalidTenantId(msg)) => assert!(!msg.is_empty()),
             other => panic!("{id:?}: {other:?}"),
         }
     }
-    for id in ["a", "A.b_c-9", &"z".repeat(128), "..", "-"] {
+    for id in ["a", "A.b_c-9", &"z".repeat(128), "...", ".a", "-"] {
         m.create_tenant(id, "Name", Quotas::default()).unwrap();
     }
     let e = m

@@ -424,7 +424,10 @@ fn the_list_pages_by_id_with_a_cursor() {
     assert_eq!(limit["schema"]["default"], DEFAULT_PAGE_LIMIT);
     let after = param("after");
     assert_eq!(after["in"], "query");
-    assert_eq!(after["schema"]["pattern"], "^[A-Za-z0-9._-]{1,128}$");
+    assert_eq!(
+        after["schema"], doc["components"]["schemas"]["TenantId"],
+        "`after` is a tenant id"
+    );
     assert_eq!(
         after["schema"]["maxLength"],
         streambus_tenancy::MAX_TENANT_ID_LEN
@@ -1189,6 +1192,141 @@ fn the_openapi_document_matches_the_live_routes() {
             "{method} {path} answered {} which it does not document",
             r.status
         );
+    }
+}
+
+/// The document states the server's rules, from the constants the checks
+/// use; the server refuses what the document refuses. (`.ci/schemathesis`
+/// checks the same over generated requests.)
+#[test]
+fn the_openapi_document_states_what_the_server_enforces() {
+    use streambus_tenancy::server::{MAX_DESCRIPTION_LEN, MAX_METADATA_ENTRIES};
+    use streambus_tenancy::{QuotaType, MAX_NAME_LEN, MAX_RATE_QUOTA, MAX_TENANT_ID_LEN};
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path());
+    let c = s.client();
+    let doc = c.get("/api/v1/openapi.json").body;
+    let schemas = &doc["components"]["schemas"];
+
+    // Every {id} is a tenant id: its pattern, lengths, and no `.` or `..`.
+    let id = &schemas["TenantId"];
+    assert_eq!(id["pattern"], r"^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$");
+    assert_eq!(
+        (&id["minLength"], &id["maxLength"]),
+        (&json!(1), &json!(MAX_TENANT_ID_LEN))
+    );
+    let mut with_id = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let p = params.iter().find(|p| p["name"] == "id");
+            assert_eq!(p.is_some(), path.contains("{id}"), "{method} {path}");
+            if let Some(p) = p {
+                assert_eq!((&p["in"], &p["required"]), (&json!("path"), &json!(true)));
+                assert_eq!(&p["schema"], id, "{method} {path}");
+                with_id += 1;
+            }
+        }
+    }
+    assert_eq!(with_id, 9);
+    for bad in [".", "..", "a b", &"x".repeat(MAX_TENANT_ID_LEN + 1)] {
+        let r = c.post("/api/v1/tenants", &tenant_body(bad));
+        assert_eq!((r.status, r.code()), (400, "invalid_tenant_id"), "{bad:?}");
+    }
+
+    // Names, descriptions and metadata, in characters.
+    let name = &schemas["TenantName"];
+    assert_eq!(
+        (&name["minLength"], &name["maxLength"]),
+        (&json!(1), &json!(MAX_NAME_LEN))
+    );
+    assert!(name["pattern"].as_str().unwrap().contains(r"\u0000-\u001F"));
+    assert_eq!(
+        schemas["TenantDescription"]["maxLength"],
+        MAX_DESCRIPTION_LEN
+    );
+    let metadata = &schemas["TenantMetadata"];
+    assert_eq!(metadata["maxProperties"], MAX_METADATA_ENTRIES);
+    assert_eq!(metadata["propertyNames"]["minLength"], 1);
+    assert_eq!(metadata["additionalProperties"]["type"], "string");
+    let wide = json!({"id": "wide", "name": "ü".repeat(MAX_NAME_LEN),
+        "description": "é".repeat(MAX_DESCRIPTION_LEN)});
+    assert_eq!(
+        c.post("/api/v1/tenants", &wide).status,
+        201,
+        "characters, not bytes"
+    );
+    let r = c.put(
+        "/api/v1/tenants/wide",
+        &json!({"name": "ü".repeat(MAX_NAME_LEN + 1)}),
+    );
+    assert_eq!((r.status, r.code()), (400, "invalid_name"));
+
+    // Quotas: -1 to i64::MAX, rates to MAX_RATE_QUOTA, in answers and in
+    // requests; a request names no other field.
+    for (schema, required) in [("QuotasJson", true), ("QuotasPatch", false)] {
+        let quotas = &schemas[schema];
+        for q in QuotaType::ALL {
+            let field = &quotas["properties"][q.field_name()];
+            assert_eq!(field["type"], "integer", "{schema}.{q}");
+            assert_eq!(field["minimum"], -1, "{schema}.{q}");
+            let max = if q.is_rate() {
+                MAX_RATE_QUOTA
+            } else {
+                i64::MAX
+            };
+            assert_eq!(field["maximum"], max, "{schema}.{q}");
+        }
+        let listed = quotas["required"].as_array().map_or(0, Vec::len);
+        assert_eq!(listed, if required { QuotaType::ALL.len() } else { 0 });
+    }
+    assert_eq!(schemas["QuotasPatch"]["additionalProperties"], false);
+    let r = c.put(
+        "/api/v1/tenants/wide",
+        &json!({"quotas": {"max_bytes_per_second": MAX_RATE_QUOTA + 1}}),
+    );
+    assert_eq!((r.status, r.code()), (400, "invalid_quotas"));
+
+    // The request bodies take no unknown field, the tiers are this
+    // server's (with its own `tiny`), the status is one of two.
+    for body in ["CreateTenantRequest", "UpdateTenantRequest"] {
+        assert_eq!(schemas[body]["additionalProperties"], false, "{body}");
+    }
+    assert_eq!(
+        schemas["CreateTenantRequest"]["required"],
+        json!(["id", "name"])
+    );
+    assert_eq!(
+        schemas["Tier"]["enum"],
+        json!(["default", "enterprise", "free", "pro", "tiny"])
+    );
+    assert_eq!(
+        schemas["StatusJson"]["enum"],
+        json!(["active", "suspended"])
+    );
+
+    // Every operation documents the answers of the layers around it.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let documents = |status: u16| op["responses"][status.to_string()].is_object();
+            assert!(documents(503), "{method} {path}: the request timeout");
+            let guarded = path.starts_with("/api/") || path.starts_with("/admin/");
+            if guarded || path == "/metrics" {
+                assert!(documents(401), "{method} {path}: no token");
+            }
+            if guarded {
+                assert!(
+                    documents(400) && documents(413),
+                    "{method} {path}: the body"
+                );
+                assert_eq!(
+                    documents(403),
+                    method != "get",
+                    "{method} {path}: a read token"
+                );
+            }
+        }
     }
 }
 

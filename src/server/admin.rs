@@ -28,14 +28,15 @@ use crate::{
     TenantUpdate,
 };
 
-/// Longest tenant description, in bytes.
+/// Longest tenant description, in characters (Unicode scalar values, as
+/// JSON Schema's `maxLength` counts them).
 pub const MAX_DESCRIPTION_LEN: usize = 4096;
 /// Most metadata entries per tenant.
 pub const MAX_METADATA_ENTRIES: usize = 64;
-/// Longest metadata key, in bytes.
-const MAX_METADATA_KEY_LEN: usize = 128;
-/// Longest metadata value, in bytes.
-const MAX_METADATA_VALUE_LEN: usize = 1024;
+/// Longest metadata key, in characters.
+pub(crate) const MAX_METADATA_KEY_LEN: usize = 128;
+/// Longest metadata value, in characters.
+pub(crate) const MAX_METADATA_VALUE_LEN: usize = 1024;
 
 /// Why an admin change was refused. Nothing of it was applied.
 #[derive(Debug)]
@@ -413,20 +414,19 @@ fn store_refused(id: &str, e: StoreError) -> AdminError {
     }
 }
 
-/// Checks what the engine does not: description and metadata sizes.
+/// Checks what the engine does not: description and metadata sizes, in
+/// characters.
 fn validate_extras(
     description: Option<&str>,
     metadata: Option<&BTreeMap<String, String>>,
 ) -> Result<(), AdminError> {
     let invalid = |field, message| Err(AdminError::Invalid { field, message });
     if let Some(d) = description {
-        if d.len() > MAX_DESCRIPTION_LEN {
+        let chars = d.chars().count();
+        if chars > MAX_DESCRIPTION_LEN {
             return invalid(
                 "description",
-                format!(
-                    "is {} bytes long; at most {MAX_DESCRIPTION_LEN} are allowed",
-                    d.len()
-                ),
+                format!("is {chars} characters long; at most {MAX_DESCRIPTION_LEN} are allowed"),
             );
         }
     }
@@ -441,20 +441,21 @@ fn validate_extras(
             );
         }
         for (k, v) in m {
-            if k.is_empty() || k.len() > MAX_METADATA_KEY_LEN || k.chars().any(char::is_control) {
+            let chars = k.chars().count();
+            if chars == 0 || chars > MAX_METADATA_KEY_LEN || k.chars().any(char::is_control) {
                 return invalid(
                     "metadata",
                     format!(
-                        "key {k:?} must be 1 to {MAX_METADATA_KEY_LEN} bytes without control characters"
+                        "key {k:?} must be 1 to {MAX_METADATA_KEY_LEN} characters without control characters"
                     ),
                 );
             }
-            if v.len() > MAX_METADATA_VALUE_LEN {
+            let chars = v.chars().count();
+            if chars > MAX_METADATA_VALUE_LEN {
                 return invalid(
                     "metadata",
                     format!(
-                        "value of {k:?} is {} bytes long; at most {MAX_METADATA_VALUE_LEN} are allowed",
-                        v.len()
+                        "value of {k:?} is {chars} characters long; at most {MAX_METADATA_VALUE_LEN} are allowed"
                     ),
                 );
             }

@@ -10,8 +10,11 @@ use utoipa::ToSchema;
 
 use super::alerts::Alert;
 use super::error::ApiError;
+use super::schema::{
+    quota_max, QuotasPatch, TenantDescription, TenantId, TenantMetadata, TenantName, Tier,
+};
 use super::store::quotas_from;
-use crate::{QuotaType, Quotas, Tenant, TenantCounters, TenantStats, Usage};
+use crate::{QuotaType, Quotas, Tenant, TenantCounters, TenantStats, Usage, UNLIMITED};
 
 /// An error answer.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -22,8 +25,9 @@ pub struct ErrorBody {
     pub code: String,
 }
 
-/// A tenant's quotas: `-1` is unlimited, `0` allows nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// A tenant's quotas: `-1` is unlimited, `0` allows nothing. (Its OpenAPI
+/// schema is built from [`QuotaType::ALL`] and the validation's ranges.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotasJson {
     /// Produce plus consume bytes per second.
     pub max_bytes_per_second: i64,
@@ -113,25 +117,6 @@ impl From<QuotasJson> for Quotas {
     }
 }
 
-/// Quotas to set: any subset of the fields, by snake_case name or the seed's
-/// Go name (`MaxBytesPerSecond`, ...). Fields left out keep their base value
-/// (the tier's on create, the tenant's current value on update).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
-#[allow(dead_code)] // documentation only: requests are parsed by `quotas_overlay`
-pub(crate) struct QuotasPatch {
-    max_bytes_per_second: Option<i64>,
-    max_messages_per_second: Option<i64>,
-    max_storage_bytes: Option<i64>,
-    max_topics: Option<i64>,
-    max_partitions: Option<i64>,
-    max_connections: Option<i64>,
-    max_producers: Option<i64>,
-    max_consumers: Option<i64>,
-    max_consumer_groups: Option<i64>,
-    max_requests_per_second: Option<i64>,
-    max_retention_hours: Option<i64>,
-}
-
 /// Lifecycle state of a tenant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -145,11 +130,14 @@ pub(crate) enum StatusJson {
 /// A tenant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TenantJson {
-    /// Unique id: 1 to 128 characters of `A-Z a-z 0-9 . _ -`.
+    /// Unique id.
+    #[schema(value_type = TenantId)]
     pub id: String,
     /// Display name.
+    #[schema(value_type = TenantName)]
     pub name: String,
     /// Free text.
+    #[schema(value_type = TenantDescription)]
     pub description: String,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: f64,
@@ -158,6 +146,7 @@ pub struct TenantJson {
     /// Quotas in force.
     pub quotas: QuotasJson,
     /// Operator labels.
+    #[schema(value_type = TenantMetadata)]
     pub metadata: BTreeMap<String, String>,
     /// `active` or `suspended`.
     #[schema(value_type = StatusJson)]
@@ -190,6 +179,7 @@ pub struct TenantListJson {
     pub total: usize,
     /// The `after` of the next page: this page's last id when more tenants
     /// follow, `null` on the last page.
+    #[schema(value_type = Option<TenantId>)]
     pub next: Option<String>,
 }
 
@@ -197,6 +187,7 @@ pub struct TenantListJson {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UsageJson {
     /// Whose usage.
+    #[schema(value_type = TenantId)]
     pub tenant_id: String,
     /// Connections held.
     pub connections: u64,
@@ -345,23 +336,28 @@ pub(crate) struct HealthJson {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantRequest {
-    /// Unique id: 1 to 128 characters of `A-Z a-z 0-9 . _ -`.
+    /// Unique id.
+    #[schema(value_type = TenantId)]
     pub id: String,
-    /// Display name: 1 to 256 bytes.
+    /// Display name.
+    #[schema(value_type = TenantName)]
     pub name: String,
-    /// Free text, at most 4 KiB.
+    /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TenantDescription>)]
     pub description: Option<String>,
-    /// Operator labels: at most 64 entries.
+    /// Operator labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TenantMetadata>)]
     pub metadata: Option<BTreeMap<String, String>>,
-    /// Quota fields to set.
+    /// Quota fields to set over the tier's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<QuotasPatch>)]
     pub quotas: Option<Map<String, Value>>,
-    /// A tier name from the configuration: `free`, `pro`, `enterprise`,
+    /// A tier from the configuration: `free`, `pro`, `enterprise`,
     /// `default` or the operator's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Tier>)]
     pub tier: Option<String>,
 }
 
@@ -372,12 +368,15 @@ pub struct CreateTenantRequest {
 pub struct UpdateTenantRequest {
     /// New display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TenantName>)]
     pub name: Option<String>,
     /// New description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TenantDescription>)]
     pub description: Option<String>,
     /// New metadata (replaces the old map whole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TenantMetadata>)]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Quota fields to change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,6 +384,7 @@ pub struct UpdateTenantRequest {
     pub quotas: Option<Map<String, Value>>,
     /// Reset the quotas to this tier first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Tier>)]
     pub tier: Option<String>,
 }
 
@@ -465,6 +465,17 @@ fn go_name(field: &str) -> String {
         .collect()
 }
 
+/// A JSON number that is an integer in the `i64` range: `5`, and also
+/// `5.0` or `5e0` (JSON Schema's `integer` admits those too).
+fn integer(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| {
+        let f = value.as_f64()?;
+        // -2^63 is an i64, 2^63 is not; every integral f64 between is exact.
+        let in_range = (-(2f64.powi(63))..2f64.powi(63)).contains(&f);
+        (f.fract() == 0.0 && in_range).then_some(f as i64)
+    })
+}
+
 /// `base` with the fields of `patch` set: names in snake_case or the seed's
 /// Go names, values integers of at least -1. Errors name the field.
 pub(crate) fn quotas_overlay(base: Quotas, patch: &Map<String, Value>) -> Result<Quotas, ApiError> {
@@ -493,13 +504,13 @@ pub(crate) fn quotas_overlay(base: Quotas, patch: &Map<String, Value>) -> Result
                 format!("quotas.{field} is given twice (by its snake_case and its Go name)"),
             ));
         }
-        let Some(v) = value.as_i64() else {
+        let Some(v) = integer(value) else {
             return Err(ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 "invalid_quotas",
                 format!(
-                    "quotas.{field} must be an integer from -1 (unlimited) to {}, got {value}",
-                    i64::MAX
+                    "quotas.{field} must be an integer from {UNLIMITED} (unlimited) to {}, got {value}",
+                    quota_max(q)
                 ),
             ));
         };
@@ -533,11 +544,18 @@ mod tests {
                 ..Quotas::default()
             }
         );
+        // Integral numbers written as floats are integers, as JSON Schema
+        // reads them.
+        let patch = json!({"max_topics": 3.0, "max_partitions": 1e3});
+        let q = quotas_overlay(Quotas::default(), patch.as_object().unwrap()).unwrap();
+        assert_eq!((q.max_topics, q.max_partitions), (3, 1000));
         for (bad, needle) in [
             (json!({"max_topicz": 1}), "quotas.max_topicz"),
             (json!({"max_topics": -2}), "max_topics"),
             (json!({"max_topics": "5"}), "quotas.max_topics"),
             (json!({"max_topics": 1.5}), "quotas.max_topics"),
+            (json!({"max_topics": 9.3e18}), "quotas.max_topics"),
+            (json!({"max_topics": u64::MAX}), "quotas.max_topics"),
             (json!({"max_topics": 1, "MaxTopics": 2}), "twice"),
             (
                 json!({"max_bytes_per_second": i64::MAX}),

@@ -7,11 +7,10 @@
 //! the change is synced to disk.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,9 +21,10 @@ use super::api::{
     TenantListJson, UpdateTenantRequest, UsageJson,
 };
 use super::error::ApiError;
+use super::extract::TenantIdPath;
 use super::paging::ListParams;
 use super::router::ApiState;
-use crate::{validate_tenant_id, NewTenant, Quotas};
+use crate::{NewTenant, Quotas};
 
 /// Runs an admin change on the blocking pool (the store syncs to disk).
 async fn blocking<T: Send + 'static>(
@@ -38,13 +38,6 @@ async fn blocking<T: Send + 'static>(
              retry, or read the tenant to see whether it was applied",
         )
     })?
-}
-
-/// The `{id}` path segment, checked.
-fn tenant_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    let Path(id) = path.map_err(|e| ApiError::bad_request(format!("id: {}", e.body_text())))?;
-    validate_tenant_id(&id)?;
-    Ok(id)
 }
 
 /// The request body, within the size limit.
@@ -80,7 +73,7 @@ fn tier(state: &ApiState, name: &str) -> Result<Quotas, ApiError> {
     responses(
         (status = 200, description = "A page of tenants sorted by id, the total, and the next page's cursor", body = TenantListJson),
         (status = 400, description = "Invalid `limit` or `after`, or an unknown query parameter (the message names it)", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 500, description = "The listing failed (an internal error; see the server log)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -110,9 +103,7 @@ pub(crate) async fn list_tenants(
         (status = 201, description = "Created and on disk", body = TenantJson,
             headers(("location" = String, description = "The tenant's URL"))),
         (status = 400, description = "Malformed JSON or an invalid value (the message names the field)", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 409, description = "A tenant with this id exists", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 500, description = "The store failed; nothing was changed", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -149,11 +140,11 @@ pub(crate) async fn create_tenant(
     post, path = "/admin/tenants", tag = "seed aliases",
     request_body = CreateTenantRequest,
     responses(
-        (status = 201, description = "Created and on disk", body = TenantJson),
-        (status = 400, description = "Malformed JSON or an invalid value", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 201, description = "Created and on disk", body = TenantJson,
+            headers(("location" = String, description = "The tenant's URL"))),
+        (status = 400, description = "Malformed JSON or an invalid value (the message names the field)", body = ErrorBody),
         (status = 409, description = "A tenant with this id exists", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 500, description = "The store failed; nothing was changed", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -167,44 +158,39 @@ pub(crate) async fn admin_create_tenant(
 /// One tenant.
 #[utoipa::path(
     get, path = "/api/v1/tenants/{id}", tag = "tenants",
-    params(("id" = String, Path, description = "Tenant id")),
+    params(TenantIdPath),
     responses(
         (status = 200, description = "The tenant", body = TenantJson),
         (status = 400, description = "Invalid id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn get_tenant(
     State(state): State<ApiState>,
-    path: Result<Path<String>, PathRejection>,
+    TenantIdPath(id): TenantIdPath,
 ) -> Result<Json<TenantJson>, ApiError> {
-    let id = tenant_id(path)?;
     Ok(Json(state.admin.manager().get_tenant(&id)?.into()))
 }
 
 /// Changes a tenant: fields left out stay as they are.
 #[utoipa::path(
     put, path = "/api/v1/tenants/{id}", tag = "tenants",
-    params(("id" = String, Path, description = "Tenant id")),
+    params(TenantIdPath),
     request_body = UpdateTenantRequest,
     responses(
         (status = 200, description = "Changed and on disk", body = TenantJson),
         (status = 400, description = "Malformed JSON or an invalid value (the message names the field)", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 500, description = "The store failed; nothing was changed", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn update_tenant(
     State(state): State<ApiState>,
-    path: Result<Path<String>, PathRejection>,
+    TenantIdPath(id): TenantIdPath,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TenantJson>, ApiError> {
-    let id = tenant_id(path)?;
     let req: UpdateTenantRequest = parse_body(&body(&state, bytes)?)?;
     let base = req.tier.as_deref().map(|t| tier(&state, t)).transpose()?;
     let admin = state.admin.clone();
@@ -245,11 +231,10 @@ pub(crate) struct DeleteParams {
 /// Deletes a tenant; refused while it holds connections unless `force=true`.
 #[utoipa::path(
     delete, path = "/api/v1/tenants/{id}", tag = "tenants",
-    params(("id" = String, Path, description = "Tenant id"), DeleteParams),
+    params(TenantIdPath, DeleteParams),
     responses(
         (status = 204, description = "Deleted, on disk"),
         (status = 400, description = "Invalid id or query", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 409, description = "The tenant holds connections", body = ErrorBody),
         (status = 500, description = "The store failed; nothing was changed", body = ErrorBody),
@@ -258,10 +243,9 @@ pub(crate) struct DeleteParams {
 )]
 pub(crate) async fn delete_tenant(
     State(state): State<ApiState>,
-    path: Result<Path<String>, PathRejection>,
+    TenantIdPath(id): TenantIdPath,
     query: Result<Query<DeleteParams>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id = tenant_id(path)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let admin = state.admin.clone();
     blocking(move || Ok(admin.delete(&id, q.force)?)).await?;
@@ -271,11 +255,10 @@ pub(crate) async fn delete_tenant(
 /// Suspends a tenant: every admission is refused until it is activated.
 #[utoipa::path(
     post, path = "/api/v1/tenants/{id}/suspend", tag = "tenants",
-    params(("id" = String, Path, description = "Tenant id")),
+    params(TenantIdPath),
     responses(
         (status = 200, description = "Suspended, on disk", body = TenantJson),
         (status = 400, description = "Invalid id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 500, description = "The store failed; nothing was changed", body = ErrorBody),
     ),
@@ -283,9 +266,8 @@ pub(crate) async fn delete_tenant(
 )]
 pub(crate) async fn suspend_tenant(
     State(state): State<ApiState>,
-    path: Result<Path<String>, PathRejection>,
+    TenantIdPath(id): TenantIdPath,
 ) -> Result<Json<TenantJson>, ApiError> {
-    let id = tenant_id(path)?;
     let admin = state.admin.clone();
     Ok(Json(
         blocking(move || Ok(admin.suspend(&id)?)).await?.into(),
@@ -295,11 +277,10 @@ pub(crate) async fn suspend_tenant(
 /// Re-activates a suspended tenant.
 #[utoipa::path(
     post, path = "/api/v1/tenants/{id}/activate", tag = "tenants",
-    params(("id" = String, Path, description = "Tenant id")),
+    params(TenantIdPath),
     responses(
         (status = 200, description = "Active, on disk", body = TenantJson),
         (status = 400, description = "Invalid id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 500, description = "The store failed; nothing was changed", body = ErrorBody),
     ),
@@ -307,9 +288,8 @@ pub(crate) async fn suspend_tenant(
 )]
 pub(crate) async fn activate_tenant(
     State(state): State<ApiState>,
-    path: Result<Path<String>, PathRejection>,
+    TenantIdPath(id): TenantIdPath,
 ) -> Result<Json<TenantJson>, ApiError> {
-    let id = tenant_id(path)?;
     let admin = state.admin.clone();
     Ok(Json(
         blocking(move || Ok(admin.activate(&id)?)).await?.into(),
@@ -326,20 +306,18 @@ fn stats(state: &ApiState, id: &str) -> Result<StatsJson, ApiError> {
 /// A tenant, its usage, utilization, alerts and lifetime counters.
 #[utoipa::path(
     get, path = "/api/v1/tenants/{id}/stats", tag = "tenants",
-    params(("id" = String, Path, description = "Tenant id")),
+    params(TenantIdPath),
     responses(
         (status = 200, description = "Stats", body = StatsJson),
         (status = 400, description = "Invalid id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn tenant_stats(
     State(state): State<ApiState>,
-    path: Result<Path<String>, PathRejection>,
+    TenantIdPath(id): TenantIdPath,
 ) -> Result<Json<StatsJson>, ApiError> {
-    let id = tenant_id(path)?;
     Ok(Json(stats(&state, &id)?))
 }
 
@@ -347,84 +325,77 @@ pub(crate) async fn tenant_stats(
 /// `GET /api/v1/tenants/{id}/stats`.
 #[utoipa::path(
     get, path = "/admin/tenants/{id}/stats", tag = "seed aliases",
-    params(("id" = String, Path, description = "Tenant id")),
+    params(TenantIdPath),
     responses(
         (status = 200, description = "Stats", body = StatsJson),
         (status = 400, description = "Invalid id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn admin_tenant_stats(
     state: State<ApiState>,
-    path: Result<Path<String>, PathRejection>,
+    id: TenantIdPath,
 ) -> Result<Json<StatsJson>, ApiError> {
-    tenant_stats(state, path).await
+    tenant_stats(state, id).await
 }
 
 /// A tenant's usage now.
 #[utoipa::path(
     get, path = "/api/v1/tenants/{id}/usage", tag = "tenants",
-    params(("id" = String, Path, description = "Tenant id")),
+    params(TenantIdPath),
     responses(
         (status = 200, description = "Usage", body = UsageJson),
         (status = 400, description = "Invalid id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn tenant_usage(
     State(state): State<ApiState>,
-    path: Result<Path<String>, PathRejection>,
+    TenantIdPath(id): TenantIdPath,
 ) -> Result<Json<UsageJson>, ApiError> {
-    let id = tenant_id(path)?;
     Ok(Json(state.admin.manager().get_usage(&id)?.into()))
 }
 
 /// Percent in use of each limited quota (0 for unlimited).
 #[utoipa::path(
     get, path = "/api/v1/tenants/{id}/utilization", tag = "tenants",
-    params(("id" = String, Path, description = "Tenant id")),
+    params(TenantIdPath),
     responses(
         (status = 200, description = "Percent by quota", body = BTreeMap<String, f64>),
         (status = 400, description = "Invalid id", body = ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn tenant_utilization(
     State(state): State<ApiState>,
-    path: Result<Path<String>, PathRejection>,
+    TenantIdPath(id): TenantIdPath,
 ) -> Result<Json<BTreeMap<String, f64>>, ApiError> {
-    let id = tenant_id(path)?;
     Ok(Json(state.admin.manager().get_utilization(&id)?))
 }
 
-/// This document.
+/// This document, with this server's tiers.
 #[utoipa::path(
     get, path = "/api/v1/openapi.json", tag = "meta",
     responses(
         (status = 200, description = "The OpenAPI 3 document", content_type = "application/json"),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 500, description = "The document could not be written (see the server log)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
-pub(crate) async fn openapi_json() -> Response {
-    static DOC: OnceLock<String> = OnceLock::new();
-    let doc = DOC.get_or_init(|| {
-        super::router::openapi()
-            .to_pretty_json()
-            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-    });
+pub(crate) async fn openapi_json(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let doc = state.openapi().to_pretty_json().map_err(|e| {
+        tracing::error!(error = %e, "the OpenAPI document could not be written");
+        ApiError::internal("the OpenAPI document could not be written; see the server log")
+    })?;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    (headers, doc.clone()).into_response()
+    Ok((headers, doc).into_response())
 }
 
 /// Liveness: 200 while the server answers. No token needed.
@@ -446,7 +417,6 @@ pub(crate) async fn healthz() -> Json<HealthJson> {
     get, path = "/metrics", tag = "meta",
     responses(
         (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
-        (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 503, description = "Another scrape kept the renderer busy for 5 s; retry after `Retry-After` seconds", body = ErrorBody,
             headers(("retry-after" = u64, description = "Seconds to wait"))),
     ),

@@ -64,6 +64,7 @@ mod auth;
 mod config;
 mod datadir;
 mod error;
+mod extract;
 #[cfg(feature = "cluster")]
 mod follower;
 mod handlers;
@@ -75,6 +76,7 @@ mod redis_conn;
 #[cfg(feature = "cluster")]
 mod redis_store;
 mod router;
+mod schema;
 mod scrape;
 mod store;
 

@@ -31,7 +31,10 @@ use http_body_util::BodyExt;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::path::HttpMethod;
+use utoipa::openapi::response::{ResponseBuilder, Responses};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as UtoipaOpenApi, Ref};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -44,6 +47,7 @@ use super::error::ApiError;
 use super::handlers;
 use super::limits::Limits;
 use super::metrics::Metrics;
+use super::schema;
 
 /// Largest request body accepted by default: 1 MiB. Larger ones get 413;
 /// [`Limits::max_body_bytes`] sets another.
@@ -148,6 +152,12 @@ impl ApiState {
         &self.limits
     }
 
+    /// The OpenAPI 3 document of [`router`] over this state: [`openapi`]
+    /// with this state's tiers.
+    pub fn openapi(&self) -> UtoipaOpenApi {
+        schema::with_tiers(openapi(), &self.tiers)
+    }
+
     /// Samples alerts every `interval` (at least [`MIN_ALERT_INTERVAL`]; a
     /// shorter one is raised to it) on the current tokio runtime until the
     /// returned task is aborted. A sample that panics is logged and the
@@ -200,13 +210,14 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The routes that need a token, `/metrics`, and `/healthz`.
+/// The routes that need a token, `/metrics`, and `/healthz`, each group's
+/// document listing what the layers [`router`] puts around it answer.
 fn routes() -> (
     OpenApiRouter<ApiState>,
     OpenApiRouter<ApiState>,
     OpenApiRouter<ApiState>,
 ) {
-    let guarded = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut guarded = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(handlers::list_tenants, handlers::create_tenant))
         .routes(routes!(
             handlers::get_tenant,
@@ -221,15 +232,81 @@ fn routes() -> (
         .routes(routes!(handlers::admin_create_tenant))
         .routes(routes!(handlers::admin_tenant_stats))
         .routes(routes!(handlers::openapi_json));
-    let metrics = OpenApiRouter::new().routes(routes!(handlers::metrics));
+    document_layer(guarded.get_openapi_mut(), |method, responses| {
+        // `require_token`.
+        responses.insert(401, "Missing or wrong token");
+        if method != HttpMethod::Get {
+            responses.insert(403, "The token may only read (role `read`)");
+        }
+        // `read_body`.
+        responses.insert(400, "The request body could not be read");
+        responses.insert(
+            413,
+            &format!(
+                "The request body is over the server's limit ({MAX_BODY_BYTES} bytes unless \
+                 configured otherwise)"
+            ),
+        );
+    });
+    let mut metrics = OpenApiRouter::new().routes(routes!(handlers::metrics));
+    document_layer(metrics.get_openapi_mut(), |_, responses| {
+        // `require_read_token`, unless the metrics are public.
+        responses.insert(401, "Missing or wrong token");
+    });
     let health = OpenApiRouter::new().routes(routes!(handlers::healthz));
     (guarded, metrics, health)
 }
 
-/// The OpenAPI 3 document of [`router`], generated from the handlers.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The error answers one layer adds to an operation, by status.
+struct LayerResponses<'a>(&'a mut Responses);
+
+impl LayerResponses<'_> {
+    /// Documents `status` with an [`ErrorBody`](super::ErrorBody), unless
+    /// the handler documents it already (more precisely).
+    fn insert(&mut self, status: u16, description: &str) {
+        self.0
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                    )
+                    .build()
+                    .into()
+            });
+    }
+}
+
+/// Runs `add` on the responses of every operation of `doc`.
+fn document_layer(doc: &mut UtoipaOpenApi, add: impl Fn(HttpMethod, &mut LayerResponses<'_>)) {
+    for item in doc.paths.paths.values_mut() {
+        for (method, op) in [
+            (HttpMethod::Get, &mut item.get),
+            (HttpMethod::Put, &mut item.put),
+            (HttpMethod::Post, &mut item.post),
+            (HttpMethod::Delete, &mut item.delete),
+            (HttpMethod::Patch, &mut item.patch),
+        ] {
+            if let Some(op) = op {
+                add(method, &mut LayerResponses(&mut op.responses));
+            }
+        }
+    }
+}
+
+/// The OpenAPI 3 document of [`router`], generated from the handlers, with
+/// the built-in tiers ([`ApiState::openapi`] has a server's own).
+pub fn openapi() -> UtoipaOpenApi {
     let (guarded, metrics, health) = routes();
-    guarded.merge(metrics).merge(health).into_openapi()
+    let mut doc = guarded.merge(metrics).merge(health).into_openapi();
+    // The request timeout wraps every route.
+    document_layer(&mut doc, |_, responses| {
+        responses.insert(503, "Not answered within the request timeout; try again");
+    });
+    doc
 }
 
 /// The admin API, `/metrics` and `/healthz` over `state`, with the

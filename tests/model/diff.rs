@@ -699,6 +699,8 @@ pub fn invalid_ids() -> Vec<String> {
         "new\nline".into(),
         "emoji🙂".into(),
         "a".repeat(1000),
+        ".".into(),
+        "..".into(),
     ]
 }
 
@@ -709,9 +711,10 @@ pub fn names() -> Vec<String> {
         "ACME Corporation".into(),
         "ü".repeat(128),
         "n".repeat(256),
+        "ü".repeat(256),
         String::new(),
         "n".repeat(257),
-        "ü".repeat(129),
+        "ü".repeat(257),
         "tab\there".into(),
         "nul\0".into(),
         "del\u{7f}".into(),

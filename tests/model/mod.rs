@@ -461,12 +461,14 @@ pub fn invalid_id(id: &str) -> Option<Error> {
         && id.len() <= 128
         && id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && id != "."
+        && id != "..";
     (!ok).then(|| Error::InvalidTenantId(String::new()))
 }
 
 pub fn invalid_name(name: &str) -> Option<Error> {
-    let ok = !name.is_empty() && name.len() <= 256 && !name.chars().any(char::is_control);
+    let ok = !name.is_empty() && name.chars().count() <= 256 && !name.chars().any(char::is_control);
     (!ok).then(|| Error::InvalidName(String::new()))
 }
 
