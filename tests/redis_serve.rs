@@ -221,3 +221,130 @@ fn the_password_in_the_url_is_never_shown() {
     assert!(!out.status.success());
     assert!(said.contains("not a Redis URL"), "{said}");
 }
+
+/// The value of the unlabelled series `name` in a `/metrics` text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Polls (every 20 ms, up to `within`) until `ok` holds for `/healthz` and
+/// `/metrics`; returns how long that took.
+fn until(c: &Client, within: Duration, what: &str, ok: impl Fn(&Value, &str) -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        let health = c.get("/healthz");
+        let metrics = c.get("/metrics");
+        assert_eq!((health.status, metrics.status), (200, 200), "{health:?}");
+        if ok(&health.body, &metrics.text) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "not {what} within {within:?}: {health:?}\n{}",
+            metrics.text
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn healthz_and_metrics_show_redis_going_away_and_coming_back() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--redis", &redis.url()])
+        .env("STREAMBUS_TENANCY_TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let base = announced_address(&mut child);
+    let _child = Kill(child);
+    let c = Client::new(&base, Some(TOKEN));
+    let healthy = |h: &Value, m: &str| {
+        h == &json!({"status": "ok", "redis": "reachable"})
+            && metric(m, "streambus_redis_up") == 1.0
+            && metric(m, "streambus_follower_lag_versions") == 0.0
+            && metric(m, "streambus_follower_lag_seconds") == 0.0
+    };
+    let degraded = |h: &Value, m: &str| {
+        h == &json!({"status": "degraded", "redis": "unreachable"})
+            && metric(m, "streambus_redis_up") == 0.0
+    };
+    until(&c, Duration::from_secs(10), "healthy", healthy);
+    assert_eq!(create(&c, "acme"), 201);
+    until(&c, Duration::from_secs(10), "at version 1", |h, m| {
+        healthy(h, m) && metric(m, "streambus_follower_applied_version") == 1.0
+    });
+
+    // Each way of losing Redis: hung (SIGSTOP), then gone (SIGKILL).
+    for outage in ["SIGSTOP", "SIGKILL"] {
+        if outage == "SIGSTOP" {
+            redis.pause();
+        } else {
+            redis.kill9();
+        }
+        let noticed = until(&c, Duration::from_secs(15), "degraded", degraded);
+        eprintln!("Redis {outage}: /healthz degraded after {noticed:?}");
+        // Reads answer from the last known tenants; the lag grows.
+        assert_eq!(c.get("/api/v1/tenants/acme").status, 200);
+        until(&c, Duration::from_secs(10), "lagging", |h, m| {
+            degraded(h, m) && metric(m, "streambus_follower_lag_seconds") > 0.0
+        });
+        let health = c.get("/healthz").text;
+        assert!(!health.contains("acme"), "{health}");
+
+        if outage == "SIGSTOP" {
+            redis.resume();
+        } else {
+            redis.restart();
+        }
+        let back = until(&c, Duration::from_secs(15), "healthy again", healthy);
+        eprintln!("Redis back after {outage}: /healthz ok after {back:?}");
+    }
+
+    // A change is applied, and the lag is 0 again. (The store's own
+    // connection met Redis gone: its first command fails, the next one
+    // reconnects.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.put(
+            "/api/v1/tenants/acme",
+            &json!({"quotas": {"max_topics": 9}}),
+        );
+        if r.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reconnect: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    until(&c, Duration::from_secs(10), "at version 2", |h, m| {
+        healthy(h, m) && metric(m, "streambus_follower_applied_version") == 2.0
+    });
+
+    // One line each time Redis goes away or comes back, not one per retry.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let lines = |s: &str| logged.lines().filter(|l| l.contains(s)).count();
+    assert_eq!(
+        lines("enforcing the last known tenants until Redis is back"),
+        2,
+        "{logged}"
+    );
+    assert_eq!(lines("follower: Redis reachable"), 3, "{logged}");
+}

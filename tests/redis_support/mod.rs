@@ -148,6 +148,26 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP: Redis keeps its connections open but answers nothing, as
+    /// a hung or partitioned server would.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`RedisServer::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("redis-server runs").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid} failed");
+    }
+
     /// Starts it again on the same port and directory (after
     /// [`RedisServer::kill9`]); it loads its AOF.
     pub fn restart(&mut self) {
