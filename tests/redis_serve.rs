@@ -3,7 +3,9 @@
 //! the other within a second (each runs a follower); racing creates of one
 //! id through two servers get one 201 and 409s; a change acknowledged with
 //! a 2xx survives SIGKILL of Redis; the servers reconnect when Redis is
-//! back; the URL's password never reaches a log or the terminal.
+//! back; the URL's password never reaches a log or the terminal; `/healthz`
+//! and `/metrics` show Redis hung or gone and back; a server SIGKILLed
+//! while another takes changes reads every change once restarted.
 #![cfg(all(feature = "server", feature = "cli", feature = "cluster"))]
 
 mod redis_support;
@@ -347,4 +349,65 @@ fn healthz_and_metrics_show_redis_going_away_and_coming_back() {
         "{logged}"
     );
     assert_eq!(lines("follower: Redis reachable"), 3, "{logged}");
+}
+
+#[test]
+fn a_server_killed_during_changes_catches_up_when_restarted() {
+    const CHANGES: usize = 1000;
+    const KILL_AT: usize = 300;
+    let redis = RedisServer::start();
+    let (a, _da) = serve(&redis);
+    let (mut b, db) = serve(&redis);
+    let ca = a.client();
+
+    // Through A, one change after another: every fifth a create, a delete
+    // now and then, else an update of the newest tenant. Each is one
+    // version in the store.
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let b = std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..CHANGES {
+                let newest = i / 5 * 5;
+                let r = if i % 5 == 0 {
+                    let body = json!({"id": format!("t-{i}"), "name": format!("T{i}")});
+                    ca.post("/api/v1/tenants", &body)
+                } else if i % 50 == 26 {
+                    ca.delete(&format!("/api/v1/tenants/t-{}", i - 26))
+                } else {
+                    let body = json!({"quotas": {"max_topics": i}});
+                    ca.put(&format!("/api/v1/tenants/t-{newest}"), &body)
+                };
+                assert!(matches!(r.status, 200 | 201 | 204), "change {i}: {r:?}");
+                done.store(i + 1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        // B dies in the middle, and comes back while A still takes changes.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while done.load(std::sync::atomic::Ordering::SeqCst) < KILL_AT {
+            assert!(Instant::now() < deadline, "the changes stalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        b.kill();
+        let b = ServerProcess::start(&db.path().join("data"), &["--redis", &redis.url()]);
+        let at = done.load(std::sync::atomic::Ordering::SeqCst);
+        eprintln!("B killed after change {KILL_AT}, serving again after change {at} of {CHANGES}");
+        b
+    });
+
+    // B reads every change: the same tenants as A, field for field.
+    let cb = b.client();
+    let expected = ca.list_all();
+    assert_eq!(expected.len(), CHANGES / 5 - CHANGES / 50);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cb.list_all() != expected {
+        assert!(Instant::now() < deadline, "B never caught up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let m = cb.get("/metrics").text;
+    assert_eq!(
+        metric(&m, "streambus_follower_applied_version"),
+        CHANGES as f64
+    );
+    assert_eq!(metric(&m, "streambus_follower_lag_versions"), 0.0);
+    drop(a);
 }
