@@ -131,8 +131,10 @@ struct Change {
     tenant: Option<Tenant>,
 }
 
-/// The longest wait between two attempts to reach Redis.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The longest wait between two attempts to reach Redis: short, so that a
+/// follower catches up within a second of Redis answering again (an
+/// attempt that finds Redis down costs one refused connection).
+pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// How often at most the snapshot file is rewritten.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one blocking read waits for new entries (and so how long
