@@ -415,11 +415,20 @@ fn a_server_killed_during_changes_catches_up_when_restarted() {
 
 #[test]
 fn two_servers_on_a_redis_cluster_share_the_tenants() {
-    let cluster = RedisCluster::start();
+    // Three masters and three replicas.
+    let cluster = RedisCluster::start_with_replicas(1);
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    // Each through another node: the cluster client finds the slot's node.
+    // Each through another node (b's a replica): the cluster client finds
+    // the master of the tenants' slot.
+    let role = |i: usize| {
+        let role: Vec<redis::Value> = redis::cmd("ROLE")
+            .query(&mut cluster.nodes[i].conn())
+            .unwrap();
+        redis::from_redis_value_ref::<String>(&role[0]).unwrap()
+    };
+    assert_eq!((role(0).as_str(), role(4).as_str()), ("master", "slave"));
     let a = ServerProcess::start(&da.path().join("data"), &["--redis", &cluster.url(0)]);
-    let b = ServerProcess::start(&db.path().join("data"), &["--redis", &cluster.url(2)]);
+    let b = ServerProcess::start(&db.path().join("data"), &["--redis", &cluster.url(4)]);
     let (ca, cb) = (a.client(), b.client());
     assert_eq!(create(&ca, "acme"), 201);
     let r = cb.post("/api/v1/tenants", &json!({"id": "acme", "name": "Other"}));

@@ -212,19 +212,25 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A Redis Cluster of three masters (no replicas), each a `redis-server`
-/// on free loopback ports (its own, and its cluster bus's) with its own
-/// temporary directory, joined with `redis-cli --cluster create`; every
-/// node is killed when dropped (also when the test panics).
+/// A Redis Cluster of three masters, each with `replicas` replicas, every
+/// node a `redis-server` on free loopback ports (its own, and its cluster
+/// bus's) with its own temporary directory, joined with `redis-cli
+/// --cluster create`; every node is killed when dropped (also when the
+/// test panics).
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
 }
 
 impl RedisCluster {
+    /// Three masters, no replicas.
     pub fn start() -> RedisCluster {
+        RedisCluster::start_with_replicas(0)
+    }
+
+    pub fn start_with_replicas(replicas: usize) -> RedisCluster {
         require_redis_server();
         require("redis-cli");
-        let nodes: Vec<RedisServer> = (0..3)
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 RedisServer::start_node(None, |_| {
                     [
@@ -250,7 +256,7 @@ impl RedisCluster {
                     .iter()
                     .map(|n| format!("127.0.0.1:{}", n.port)),
             )
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .expect("run redis-cli --cluster create");
@@ -286,7 +292,8 @@ impl RedisCluster {
         cluster
     }
 
-    /// The URL of node `i`; a client finds the others from it.
+    /// The URL of node `i` (a master for `i` < 3); a client finds the
+    /// others from it.
     pub fn url(&self, i: usize) -> String {
         self.nodes[i].url()
     }
