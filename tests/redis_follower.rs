@@ -2,7 +2,9 @@
 //! through a store reaches the follower's `Manager` in order and quickly;
 //! it resumes after Redis restarts, reloads and reconciles when the stream
 //! no longer holds what it missed, starts from its snapshot while Redis is
-//! down, and skips a malformed entry.
+//! down, skips a malformed entry, and through a hung Redis (SIGSTOP for 5 s)
+//! keeps the last known tenants, says so in its status, and catches up
+//! within a second of SIGCONT.
 #![cfg(feature = "cluster")]
 
 mod redis_support;
@@ -213,4 +215,49 @@ fn a_malformed_stream_entry_is_skipped_and_the_next_applied() {
     assert!(follower.wait_for(3, WAIT));
     assert!(manager.get_tenant("a").is_ok());
     assert!(manager.get_tenant("b").is_ok());
+}
+
+#[test]
+fn through_a_hung_redis_it_enforces_the_last_known_tenants_and_then_catches_up() {
+    let redis = RedisServer::start();
+    let mut store = RedisStore::open(&redis.url()).unwrap();
+    store.insert(&tenant("a")).unwrap();
+    let manager = Arc::new(Manager::new());
+    let follower = Follower::start(Arc::clone(&manager), &redis.url(), None).unwrap();
+    assert!(follower.wait_for(1, WAIT));
+    let status = follower.status();
+    assert!(status.redis_up());
+
+    // SIGSTOP for 5 s: noticed, and the last known tenants stay.
+    redis.pause();
+    let paused = Instant::now();
+    while status.redis_up() {
+        assert!(paused.elapsed() < WAIT, "the follower never noticed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("a hung Redis noticed after {:?}", paused.elapsed());
+    while paused.elapsed() < Duration::from_secs(5) {
+        assert!(!status.redis_up());
+        assert_eq!(manager.get_tenant("a").unwrap().quotas, Quotas::free_tier());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Counted from before the pause: the last instant it was caught up.
+    assert!(status.lag() >= Duration::from_secs(5), "{status:?}");
+    assert_eq!(status.applied_version(), 1);
+
+    // SIGCONT, and a change at once: applied within a second.
+    redis.resume();
+    let resumed = Instant::now();
+    let (mut a, _) = store.get("a").unwrap().unwrap();
+    a.quotas.max_topics = 4242;
+    store.update(&a).unwrap();
+    assert!(follower.wait_for(2, WAIT));
+    let caught_up = resumed.elapsed();
+    eprintln!("after SIGCONT, a change applied within {caught_up:?}");
+    assert!(caught_up < Duration::from_secs(1), "{caught_up:?}");
+    assert_eq!(manager.get_tenant("a").unwrap().quotas.max_topics, 4242);
+    while !(status.redis_up() && status.lag() == Duration::ZERO) {
+        assert!(resumed.elapsed() < WAIT, "still lagging: {status:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

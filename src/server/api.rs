@@ -323,11 +323,16 @@ impl StatsJson {
     }
 }
 
-/// Health.
+/// Health: nothing about any tenant.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub(crate) struct HealthJson {
-    /// Always `ok` when the server answers.
+    /// `ok`, or `degraded` while the tenant store in Redis is unreachable
+    /// (reads answer from the last known tenants; changes fail).
     pub(crate) status: String,
+    /// With a Redis store: `reachable` or `unreachable`, as the server's
+    /// follower last found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) redis: Option<String>,
 }
 
 /// A tenant to create. Give `quotas`, a `tier`, both (the tier is the base

@@ -32,13 +32,20 @@
 //! shares its engine with the admin path: it applies each change under the
 //! admin lock and skips those the admin path made itself.
 //!
-//! Each state change (Redis reachable or not) is logged once, not once per
-//! retry.
+//! # Health
+//!
+//! [`Follower::status`] is what `/metrics` and `/healthz` show: whether
+//! Redis answers, the versions applied and stored, and the lag in versions
+//! and in time ([`FollowerStatus`]). Before each read of the stream the
+//! follower reads the store's version counter, so an idle follower talks to
+//! Redis every [`BLOCK`] and notices within [`RESPONSE_TIMEOUT`] a Redis
+//! that stopped answering. Each state change (Redis reachable or not) is
+//! logged once, not once per retry.
 
 use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -46,6 +53,7 @@ use std::time::{Duration, Instant};
 use redis::streams::{StreamId, StreamReadReply};
 
 use super::admin::Admin;
+use super::health::FollowerStatus;
 use super::redis_conn::{Connection, RedisUrl};
 use super::redis_store::{decode, encode, keys, load, REDIS_SCHEMA_VERSION};
 use super::store::StoreError;
@@ -123,13 +131,18 @@ struct Change {
     tenant: Option<Tenant>,
 }
 
-/// The longest wait between two attempts to reach Redis.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The longest wait between two attempts to reach Redis: short, so that a
+/// follower catches up within a second of Redis answering again (an
+/// attempt that finds Redis down costs one refused connection).
+pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// How often at most the snapshot file is rewritten.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one blocking read waits for new entries (and so how long
 /// [`Follower::stop`] may take).
 const BLOCK: Duration = Duration::from_millis(500);
+/// How long the follower waits for an answer from Redis (a blocking read's
+/// included) before it takes Redis for unreachable.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(2000);
 /// Entries read at most per `XREAD`.
 const BATCH: usize = 512;
 
@@ -140,12 +153,10 @@ pub struct Follower {
     thread: Option<JoinHandle<()>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
-    /// The last version applied to the manager.
-    applied: AtomicU64,
-    /// Whether the last attempt to use Redis succeeded.
-    connected: AtomicBool,
+    /// The versions applied and stored, and whether Redis answers.
+    status: FollowerStatus,
     stop: AtomicBool,
     /// Signalled after each batch applied, for [`Follower::wait_for`].
     progress: Mutex<()>,
@@ -197,8 +208,13 @@ impl Follower {
                 );
             }
         }
-        let shared = Arc::new(Shared::default());
-        shared.applied.store(applied, Ordering::SeqCst);
+        let shared = Arc::new(Shared {
+            status: FollowerStatus::new(),
+            stop: AtomicBool::new(false),
+            progress: Mutex::new(()),
+            advanced: Condvar::new(),
+        });
+        shared.status.set_applied(applied);
         let mut run = Run {
             target,
             url,
@@ -208,6 +224,7 @@ impl Follower {
             reload: true,
             snapshot_due: None,
             last_snapshot: None,
+            reported: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -225,12 +242,22 @@ impl Follower {
 
     /// The last version applied to the manager (0 before any).
     pub fn applied_version(&self) -> u64 {
-        self.shared.applied.load(Ordering::SeqCst)
+        self.shared.status.applied_version()
     }
 
     /// Whether the follower's last use of Redis succeeded.
     pub fn is_connected(&self) -> bool {
-        self.shared.connected.load(Ordering::SeqCst)
+        self.shared.status.redis_up()
+    }
+
+    /// Its health, to show in `/metrics` ([`Metrics::with_follower`]) and
+    /// `/healthz` ([`ApiState::with_follower`]); it stays current while the
+    /// follower runs.
+    ///
+    /// [`Metrics::with_follower`]: super::Metrics::with_follower
+    /// [`ApiState::with_follower`]: super::ApiState::with_follower
+    pub fn status(&self) -> FollowerStatus {
+        self.shared.status.clone()
     }
 
     /// Waits until version `version` is applied, or `timeout` passes;
@@ -289,6 +316,9 @@ struct Run {
     /// A change is applied that the snapshot file does not have yet.
     snapshot_due: Option<Instant>,
     last_snapshot: Option<Instant>,
+    /// Whether Redis was last logged as reachable (`None` before the first
+    /// attempt).
+    reported: Option<bool>,
 }
 
 impl Run {
@@ -324,33 +354,42 @@ impl Run {
         self.write_snapshot_if_due(true);
     }
 
-    fn set_connected(&self, now: bool, why: Option<&StoreError>) {
-        let was = self.shared.connected.swap(now, Ordering::SeqCst);
-        match (was, now, why) {
-            (false, true, _) => tracing::info!(
+    /// Publishes whether Redis answers, and logs it when that changes (and
+    /// after the first attempt), never once per retry.
+    fn set_connected(&mut self, now: bool, why: Option<&StoreError>) {
+        self.shared.status.set_redis_up(now);
+        if self.reported == Some(now) {
+            return;
+        }
+        self.reported = Some(now);
+        match why {
+            None => tracing::info!(
                 redis = %self.url,
                 version = self.applied,
                 "follower: Redis reachable; following its changes"
             ),
-            (true, false, Some(e)) => tracing::warn!(
+            Some(e) => tracing::warn!(
                 redis = %self.url,
                 version = self.applied,
                 "follower: {e}; enforcing the last known tenants until Redis is back"
             ),
-            _ => {}
         }
     }
 
     /// Connects, refuses a store of a newer schema, and decides whether
     /// the stream can be resumed.
     async fn connect(&mut self) -> Result<Connection, StoreError> {
-        let mut c = self.url.connect().await?;
+        let mut c = self
+            .url
+            .connect_quietly(RESPONSE_TIMEOUT)
+            .await
+            .map_err(|e| self.failed(&e))?;
         let (schema, version): (Option<String>, Option<u64>) = redis::pipe()
             .get(keys::SCHEMA)
             .get(keys::VERSION)
             .query_async(&mut c)
             .await
-            .map_err(|e| self.url.unreachable(&e))?;
+            .map_err(|e| self.failed(&e))?;
         match schema.as_deref().map(str::parse::<u64>) {
             None | Some(Ok(REDIS_SCHEMA_VERSION)) => {}
             Some(_) => {
@@ -375,6 +414,7 @@ impl Run {
     /// Reloads if needed, else reads and applies the next entries.
     async fn step(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
         if self.reload {
+            let read_at = Instant::now();
             let (last, rows) = load(&self.url, conn).await?;
             let mut tenants = Vec::with_capacity(rows.len());
             let mut unreadable = HashSet::new();
@@ -395,8 +435,18 @@ impl Run {
             );
             self.reload = false;
             self.advance(last);
+            self.shared.status.set_store(last, read_at);
             return Ok(());
         }
+        // The store's counter first: once the entries up to it are applied,
+        // the engine was caught up at `read_at`.
+        let read_at = Instant::now();
+        let stored: Option<u64> = redis::cmd("GET")
+            .arg(keys::VERSION)
+            .query_async(conn)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        self.shared.status.set_store(stored.unwrap_or(0), read_at);
         let reply: Option<StreamReadReply> = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(BATCH)
@@ -407,7 +457,7 @@ impl Run {
             .arg(format!("{}-0", self.applied))
             .query_async(conn)
             .await
-            .map_err(|e| self.url.unreachable(&e))?;
+            .map_err(|e| self.failed(&e))?;
         let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
         for entry in entries {
             let Some(version) = entry_version(&entry) else {
@@ -433,13 +483,21 @@ impl Run {
             }
             self.advance(version);
         }
+        self.shared.status.check_caught_up(read_at);
         Ok(())
+    }
+
+    /// A Redis error, summed up; logged in full only at debug level, since
+    /// the follower logs Redis going away once ([`Run::set_connected`]).
+    fn failed(&self, e: &redis::RedisError) -> StoreError {
+        tracing::debug!(redis = %self.url, error = %e, "follower: cannot use Redis");
+        self.url.failure(e)
     }
 
     fn advance(&mut self, version: u64) {
         self.applied = version;
         let _guard = self.shared.progress.lock();
-        self.shared.applied.store(version, Ordering::SeqCst);
+        self.shared.status.set_applied(version);
         self.shared.advanced.notify_all();
         self.snapshot_due.get_or_insert_with(Instant::now);
     }

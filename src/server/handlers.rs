@@ -398,14 +398,22 @@ pub(crate) async fn openapi_json(State(state): State<ApiState>) -> Result<Respon
     Ok((headers, doc).into_response())
 }
 
-/// Liveness: 200 while the server answers. No token needed.
+/// Liveness: 200 while the server answers, `degraded` while its tenant
+/// store in Redis is unreachable. No token needed; no tenant data.
 #[utoipa::path(
     get, path = "/healthz", tag = "meta",
-    responses((status = 200, description = "Up", body = HealthJson))
+    responses((status = 200, description = "Up: `ok`, or `degraded` while Redis is unreachable", body = HealthJson))
 )]
-pub(crate) async fn healthz() -> Json<HealthJson> {
+pub(crate) async fn healthz(State(state): State<ApiState>) -> Json<HealthJson> {
+    let redis_up = state.follower.as_ref().map(|f| f.redis_up());
     Json(HealthJson {
-        status: "ok".into(),
+        status: if redis_up == Some(false) {
+            "degraded"
+        } else {
+            "ok"
+        }
+        .into(),
+        redis: redis_up.map(|up| if up { "reachable" } else { "unreachable" }.into()),
     })
 }
 

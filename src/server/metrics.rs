@@ -17,7 +17,17 @@
 //! | `streambus_tenant_refused_total` | `tenant`, `quota` | calls refused, by quota (`not_active` for suspended) |
 //! | `streambus_tenant_alert_level` | `tenant`, `quota` | 1 warning (80%), 2 critical (95%); absent otherwise |
 //!
-//! Every row but the first is per tenant: about 47 series a tenant. Which
+//! With a Redis follower ([`Metrics::with_follower`]), four series more,
+//! without labels (their exact meaning: [`FollowerStatus`]):
+//!
+//! | metric | meaning |
+//! | --- | --- |
+//! | `streambus_redis_up` | 1 while the follower's last command to Redis was answered, else 0 |
+//! | `streambus_follower_applied_version` | version of the last change applied to this engine |
+//! | `streambus_follower_lag_versions` | changes in the store not applied yet, as of the follower's last read of the store's version counter |
+//! | `streambus_follower_lag_seconds` | 0 while Redis is up and every change the store held at the last read is applied; else seconds since the last instant that was so |
+//!
+//! Every row of the first table but the first is per tenant: about 47 series a tenant. Which
 //! tenants get them is [`TenantSeries`] ([`Metrics::with_tenant_series`]):
 //! all (the default), only those with a quota at or above a utilization
 //! (`above:80` picks the tenants at the warning level now, each with every
@@ -54,6 +64,7 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 
 use super::alerts::{AlertLevel, Alerts};
+use super::health::FollowerStatus;
 use super::scrape::Gate;
 use crate::sync::StdArc;
 use crate::tracker::{usage_of, utilization};
@@ -188,6 +199,8 @@ pub struct Metrics {
     manager: Arc<Manager>,
     alerts: Arc<Alerts>,
     series: TenantSeries,
+    /// The Redis follower's health, if there is one.
+    follower: Option<FollowerStatus>,
     /// The embedding program's own metrics.
     registry: Registry,
     gate: Gate,
@@ -201,6 +214,7 @@ impl Metrics {
             manager,
             alerts,
             series: TenantSeries::All,
+            follower: None,
             registry: Registry::default(),
             gate: Gate::new(),
         }
@@ -227,6 +241,15 @@ impl Metrics {
     /// ```
     pub fn with_tenant_series(mut self, series: TenantSeries) -> Metrics {
         self.series = series;
+        self
+    }
+
+    /// Adds the Redis follower's health: `streambus_redis_up`,
+    /// `streambus_follower_applied_version`,
+    /// `streambus_follower_lag_versions` and
+    /// `streambus_follower_lag_seconds`, read from `status` at each scrape.
+    pub fn with_follower(mut self, status: FollowerStatus) -> Metrics {
+        self.follower = Some(status);
         self
     }
 
@@ -261,6 +284,9 @@ impl Metrics {
     pub fn render_to<W: fmt::Write>(&self, out: &mut W) -> fmt::Result {
         let snapshot = Snapshot::read(&self.manager, &self.alerts, self.series);
         snapshot.write(&mut Text(out))?;
+        if let Some(status) = &self.follower {
+            write_follower(status, &mut Text(out))?;
+        }
         prometheus_client::encoding::prometheus_text::encode(out, &self.registry)
     }
 
@@ -445,6 +471,33 @@ impl Snapshot {
         }
         Ok(())
     }
+}
+
+/// The follower's series, each one unlabelled sample.
+fn write_follower<W: fmt::Write>(status: &FollowerStatus, w: &mut Text<'_, W>) -> fmt::Result {
+    let name = "streambus_redis_up";
+    w.header(name, "1 while Redis answers the follower, else 0.", "gauge")?;
+    w.0.write_str(name)?;
+    w.number(u64::from(status.redis_up()))?;
+
+    let name = "streambus_follower_applied_version";
+    let help = "Version of the last change from Redis applied to this engine.";
+    w.header(name, help, "gauge")?;
+    w.0.write_str(name)?;
+    w.number(status.applied_version())?;
+
+    let name = "streambus_follower_lag_versions";
+    let help = "Changes in Redis not applied to this engine yet, as of the last read.";
+    w.header(name, help, "gauge")?;
+    w.0.write_str(name)?;
+    w.number(status.lag_versions())?;
+
+    let name = "streambus_follower_lag_seconds";
+    let help = "0 while Redis is up and every change in it is applied; \
+                else seconds since the last instant that was so.";
+    w.header(name, help, "gauge")?;
+    w.0.write_str(name)?;
+    w.number(status.lag().as_secs_f64())
 }
 
 /// The text format written straight to the output: a line is its metric

@@ -11,6 +11,8 @@
 //! - `Follower` (feature `cluster`): for a broker, keeps its `Manager`
 //!   equal to the tenants in Redis by tailing that change stream, with a
 //!   local snapshot to start from while Redis is down.
+//! - [`FollowerStatus`]: a follower's health (Redis reachable, lag in
+//!   versions and seconds), shown by `/metrics` and `/healthz`.
 //! - [`Admin`]: the durable admin path. Each change is validated, written to
 //!   the store, and only then applied to the engine, one change at a time; a
 //!   change that fails to persist is not applied. At start it rebuilds the
@@ -68,6 +70,7 @@ mod extract;
 #[cfg(feature = "cluster")]
 mod follower;
 mod handlers;
+mod health;
 mod limits;
 mod metrics;
 mod paging;
@@ -97,6 +100,7 @@ pub use datadir::{DataDir, LOCK_FILE};
 pub use error::ApiError;
 #[cfg(feature = "cluster")]
 pub use follower::{Follower, MAX_BACKOFF, SNAPSHOT_INTERVAL};
+pub use health::FollowerStatus;
 pub use limits::{
     serve, Limits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,

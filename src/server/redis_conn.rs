@@ -66,37 +66,42 @@ impl RedisUrl {
     }
 
     /// Connects to the server or cluster, telling them apart with
-    /// `INFO cluster`.
+    /// `INFO cluster`; a failure is logged.
     pub(crate) async fn connect(&self) -> Result<Connection, StoreError> {
+        self.connect_quietly(RESPONSE_TIMEOUT)
+            .await
+            .map_err(|e| self.unreachable(&e))
+    }
+
+    /// As [`RedisUrl::connect`], with answers awaited up to
+    /// `response_timeout`, and a failure left to the caller to log.
+    pub(crate) async fn connect_quietly(
+        &self,
+        response_timeout: Duration,
+    ) -> Result<Connection, RedisError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_response_timeout(Some(response_timeout))
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(100))
             .set_max_delay(Duration::from_secs(2));
         let mut manager = self
             .client
             .get_connection_manager_with_config(config)
-            .await
-            .map_err(|e| self.unreachable(&e))?;
+            .await?;
         let info: String = redis::cmd("INFO")
             .arg("cluster")
             .query_async(&mut manager)
-            .await
-            .map_err(|e| self.unreachable(&e))?;
+            .await?;
         if !info.lines().any(|l| l.trim() == "cluster_enabled:1") {
             return Ok(Connection::Single(manager));
         }
         drop(manager);
         let cluster = ClusterClient::builder(vec![self.url.as_str()])
             .connection_timeout(CONNECT_TIMEOUT)
-            .response_timeout(RESPONSE_TIMEOUT)
-            .build()
-            .map_err(|e| self.unreachable(&e))?;
-        let conn = cluster
-            .get_async_connection()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
+            .response_timeout(response_timeout)
+            .build()?;
+        let conn = cluster.get_async_connection().await?;
         Ok(Connection::Cluster(conn))
     }
 
@@ -104,6 +109,12 @@ impl RedisUrl {
     /// and summed up for the operator.
     pub(crate) fn unreachable(&self, e: &RedisError) -> StoreError {
         tracing::error!(redis = %self, error = %e, "cannot use Redis");
+        self.failure(e)
+    }
+
+    /// A connection error summed up for the operator, not logged: for a
+    /// caller that logs only when Redis goes from reachable to not.
+    pub(crate) fn failure(&self, e: &RedisError) -> StoreError {
         StoreError::new(format!("Redis at {self}: {}", summary(e)))
     }
 }

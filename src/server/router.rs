@@ -9,7 +9,7 @@
 //! | `GET /api/v1/tenants/{id}/stats` (alias `GET /admin/tenants/{id}/stats`), `/usage`, `/utilization` | monitoring |
 //! | `GET /api/v1/openapi.json` | this API as OpenAPI 3 |
 //! | `GET /metrics` | Prometheus; any token (`admin` or `read`), none with [`ApiState::with_public_metrics`] |
-//! | `GET /healthz` | liveness, no token, no tenant data |
+//! | `GET /healthz` | liveness, no token, no tenant data; `degraded` while Redis is unreachable |
 //!
 //! Every `/api` and `/admin` request needs `Authorization: Bearer <token>`;
 //! a `read` token may only `GET`. Errors are `{"error": "...", "code":
@@ -45,6 +45,7 @@ use super::auth::{require_read_token, require_token, Token, Tokens};
 use super::config::Tiers;
 use super::error::ApiError;
 use super::handlers;
+use super::health::FollowerStatus;
 use super::limits::Limits;
 use super::metrics::Metrics;
 use super::schema;
@@ -75,6 +76,7 @@ pub struct ApiState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limits: Limits,
     pub(crate) public_metrics: bool,
+    pub(crate) follower: Option<FollowerStatus>,
 }
 
 impl ApiState {
@@ -94,6 +96,7 @@ impl ApiState {
             metrics,
             limits: Limits::default(),
             public_metrics: false,
+            follower: None,
         }
     }
 
@@ -134,6 +137,15 @@ impl ApiState {
     /// manager and [`ApiState::alerts`]).
     pub fn with_metrics(mut self, metrics: Metrics) -> ApiState {
         self.metrics = Arc::new(metrics);
+        self
+    }
+
+    /// Makes `/healthz` report Redis as its follower sees it: `ok` with
+    /// `"redis": "reachable"`, or `degraded` (still 200) with `"redis":
+    /// "unreachable"`. Give the same status to [`Metrics::with_follower`]
+    /// for the lag in `/metrics`.
+    pub fn with_follower(mut self, status: FollowerStatus) -> ApiState {
+        self.follower = Some(status);
         self
     }
 

@@ -14,12 +14,20 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     password: Option<String>,
+    /// More `redis-server` arguments (a cluster node's).
+    extra: Vec<String>,
     dir: tempfile::TempDir,
 }
 
 /// Panics, saying how to install it, if `redis-server` is not on the PATH.
 pub fn require_redis_server() {
-    let found = Command::new("redis-server")
+    require("redis-server");
+}
+
+/// Panics, saying how to install it, if `program` (of Debian's
+/// `redis-server` package, or its `redis-tools`) is not on the PATH.
+fn require(program: &str) {
+    let found = Command::new(program)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -27,8 +35,9 @@ pub fn require_redis_server() {
         .is_ok_and(|s| s.success());
     assert!(
         found,
-        "redis-server is not on the PATH: these tests need a real Redis; install it with \
-         `apt-get install -y redis-server` (as root), then run the tests again"
+        "{program} is not on the PATH: these tests need a real Redis; install it with \
+         `apt-get install -y redis-server` (as root; it brings redis-cli too), then run \
+         the tests again"
     );
 }
 
@@ -40,18 +49,25 @@ impl RedisServer {
 
     /// A new server that requires `password` (`requirepass`), if given.
     pub fn start_with(password: Option<&str>) -> RedisServer {
+        RedisServer::start_node(password, |_| Vec::new())
+    }
+
+    /// A new server with the extra arguments `extra(port)` gives.
+    fn start_node(password: Option<&str>, extra: impl Fn(u16) -> Vec<String>) -> RedisServer {
         require_redis_server();
         let dir = tempfile::tempdir().unwrap();
         let mut server = RedisServer {
             child: None,
             port: 0,
             password: password.map(str::to_owned),
+            extra: Vec::new(),
             dir,
         };
         // A free port can be taken between choosing it and binding it:
         // choose again a few times.
         for _ in 0..5 {
             server.port = free_port();
+            server.extra = extra(server.port);
             if server.spawn() {
                 return server;
             }
@@ -103,6 +119,7 @@ impl RedisServer {
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p]);
         }
+        cmd.args(&self.extra);
         let mut child = cmd.spawn().expect("start redis-server");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -148,6 +165,26 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP: Redis keeps its connections open but answers nothing, as
+    /// a hung or partitioned server would.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`RedisServer::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("redis-server runs").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid} failed");
+    }
+
     /// Starts it again on the same port and directory (after
     /// [`RedisServer::kill9`]); it loads its AOF.
     pub fn restart(&mut self) {
@@ -173,4 +210,91 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A Redis Cluster of three masters, each with `replicas` replicas, every
+/// node a `redis-server` on free loopback ports (its own, and its cluster
+/// bus's) with its own temporary directory, joined with `redis-cli
+/// --cluster create`; every node is killed when dropped (also when the
+/// test panics).
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Three masters, no replicas.
+    pub fn start() -> RedisCluster {
+        RedisCluster::start_with_replicas(0)
+    }
+
+    pub fn start_with_replicas(replicas: usize) -> RedisCluster {
+        require_redis_server();
+        require("redis-cli");
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
+            .map(|_| {
+                RedisServer::start_node(None, |_| {
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-port",
+                        &free_port().to_string(),
+                    ]
+                    .map(str::to_owned)
+                    .to_vec()
+                })
+            })
+            .collect();
+        let cluster = RedisCluster { nodes };
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(
+                cluster
+                    .nodes
+                    .iter()
+                    .map(|n| format!("127.0.0.1:{}", n.port)),
+            )
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Every node must see every slot served before the cluster is used.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &cluster.nodes {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-h", "127.0.0.1", "-p", &node.port.to_string()])
+                    .args(["cluster", "info"])
+                    .stdin(Stdio::null())
+                    .output()
+                    .expect("run redis-cli cluster info");
+                let info = String::from_utf8_lossy(&info.stdout).to_string();
+                if info.lines().any(|l| l.trim() == "cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster is not ok after 30 s on port {}: {info}\nits log:\n{}",
+                    node.port,
+                    node.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster
+    }
+
+    /// The URL of node `i` (a master for `i` < 3); a client finds the
+    /// others from it.
+    pub fn url(&self, i: usize) -> String {
+        self.nodes[i].url()
+    }
 }

@@ -186,9 +186,14 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         .metrics_tenants
         .or(config.metrics_tenants)
         .unwrap_or_default();
-    let state = ApiState::new(Arc::clone(&admin), token.clone());
-    let metrics =
+    let mut state = ApiState::new(Arc::clone(&admin), token.clone());
+    let mut metrics =
         Metrics::new(Arc::clone(&manager), Arc::clone(state.alerts())).with_tenant_series(series);
+    // /healthz and /metrics show Redis as the follower sees it.
+    if let Some(f) = &follower {
+        metrics = metrics.with_follower(f.status());
+        state = state.with_follower(f.status());
+    }
     let state = state
         .with_metrics(metrics)
         .with_tokens(tokens)
