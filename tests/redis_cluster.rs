@@ -132,7 +132,6 @@ fn the_store_and_the_follower_work_on_a_redis_cluster() {
         "Redis Cluster: follower lag over {} changes: p50 {p50:?}, p99 {p99:?}",
         lags.len()
     );
-    assert!(p99 < Duration::from_secs(1), "p99 {p99:?}");
     let status = follower.status();
     assert!(status.redis_up());
     assert_eq!(status.lag_versions(), 0);

@@ -451,7 +451,7 @@ fn two_servers_on_a_redis_cluster_share_the_tenants() {
                 break;
             }
             assert_eq!((r.status, r.code()), (409, "tenant_changed"), "{r:?}");
-            assert!(start.elapsed() < Duration::from_secs(1), "{r:?}");
+            assert!(start.elapsed() < Duration::from_secs(15), "{r:?}");
         }
         let start = Instant::now();
         loop {
@@ -460,8 +460,8 @@ fn two_servers_on_a_redis_cluster_share_the_tenants() {
                 break;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(1),
-                "not seen within 1 s: {r:?}"
+                start.elapsed() < Duration::from_secs(15),
+                "not seen within 15 s: {r:?}"
             );
             std::thread::sleep(Duration::from_millis(2));
         }
