@@ -19,6 +19,9 @@
 //!   `/admin/tenants` aliases, `/api/v1/openapi.json`, `/metrics` and
 //!   `/healthz`. A broker mounts it in its own HTTP server around its own
 //!   `Arc<Manager>`.
+//! - The dashboard: a page at `/` (script and stylesheet under `/ui/`),
+//!   embedded in the binary, that shows every tenant against its quotas
+//!   from the API with the token the operator enters.
 //! - [`Metrics`]: a `prometheus-client` collector that reads the counters
 //!   the engine already keeps at scrape time, so the enforce path pays
 //!   nothing for them; [`TenantSeries`] limits which tenants get per-tenant
@@ -62,6 +65,7 @@ mod alerts;
 mod api;
 mod auth;
 mod config;
+mod dashboard;
 mod datadir;
 mod error;
 #[cfg(feature = "cluster")]

@@ -10,6 +10,8 @@
 //! | `GET /api/v1/openapi.json` | this API as OpenAPI 3 |
 //! | `GET /metrics` | Prometheus; any token (`admin` or `read`), none with [`ApiState::with_public_metrics`] |
 //! | `GET /healthz` | liveness, no token, no tenant data |
+//! | `GET /api/v1/whoami` | the token's name and role |
+//! | `GET /`, `/ui/app.js`, `/ui/app.css` | the dashboard, no token (it holds no data; see `dashboard.rs`) |
 //!
 //! Every `/api` and `/admin` request needs `Authorization: Bearer <token>`;
 //! a `read` token may only `GET`. Errors are `{"error": "...", "code":
@@ -40,6 +42,7 @@ use super::admin::Admin;
 use super::alerts::Alerts;
 use super::auth::{require_read_token, require_token, Token, Tokens};
 use super::config::Tiers;
+use super::dashboard;
 use super::error::ApiError;
 use super::handlers;
 use super::limits::Limits;
@@ -220,7 +223,8 @@ fn routes() -> (
         .routes(routes!(handlers::tenant_utilization))
         .routes(routes!(handlers::admin_create_tenant))
         .routes(routes!(handlers::admin_tenant_stats))
-        .routes(routes!(handlers::openapi_json));
+        .routes(routes!(handlers::openapi_json))
+        .routes(routes!(super::auth::whoami));
     let metrics = OpenApiRouter::new().routes(routes!(handlers::metrics));
     let health = OpenApiRouter::new().routes(routes!(handlers::healthz));
     (guarded, metrics, health)
@@ -265,6 +269,7 @@ pub fn router(state: ApiState) -> Router {
     guarded
         .merge(metrics)
         .merge(health)
+        .merge(dashboard::routes())
         .fallback(handlers::fallback)
         .layer(middleware::map_response_with_state(
             state.clone(),
