@@ -57,6 +57,10 @@
     next: null,
   };
 
+  // The tenant whose quota form is shown (its inputs are kept while the
+  // operator types; the live numbers around them update).
+  let shownTenant = null;
+
   class ApiError extends Error {
     constructor(status, body) {
       super((body && body.error) || "HTTP " + status);
@@ -114,6 +118,18 @@
     state.token = null;
     state.role = null;
     clearTimeout(state.timer);
+    // Forget what the last token saw, and any answer still on its way.
+    state.seq += 1;
+    state.rows = [];
+    state.prevRefused.clear();
+    state.cursors = [null];
+    state.page = 0;
+    shownTenant = null;
+    $("tenants").tBodies[0].replaceChildren();
+    $("tenant-live").replaceChildren();
+    $("tenant-meta").replaceChildren();
+    $("tenant-actions").replaceChildren();
+    $("quota-fields").replaceChildren();
     $("whoami").hidden = true;
     $("signout").hidden = true;
     $("overview").hidden = true;
@@ -313,8 +329,6 @@
 
   // ---- the tenant page ----
 
-  let shownTenant = null;
-
   function quotaForm(tenant) {
     const box = $("quota-fields");
     const admin = state.role === "admin";
@@ -424,14 +438,17 @@
     poll();
   }
 
+  // One update per second, counted from the start of the last one.
   async function poll() {
     clearTimeout(state.timer);
     if (!state.token || !state.role) return;
+    const started = performance.now();
     const id = currentTenant();
     await (id === null ? loadOverview() : loadTenant(id));
     // A poll started by an action may overlap the timer's: keep one timer.
     clearTimeout(state.timer);
-    if (state.token) state.timer = setTimeout(poll, POLL_MS);
+    const wait = Math.max(100, POLL_MS - (performance.now() - started));
+    if (state.token) state.timer = setTimeout(poll, wait);
   }
 
   function init() {
