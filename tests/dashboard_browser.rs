@@ -173,6 +173,7 @@ const ROWS: &str = "return [...document.querySelectorAll('#tenants tbody tr[data
     rates: [...tr.querySelectorAll('.bar')].map(b => b.querySelector('.value').textContent),
     percent: Number(tr.querySelector('.rate-bytes_per_second').dataset.percent),
     refusals: Number(tr.querySelector('td.refusals').textContent),
+    alerts: tr.querySelector('.alerts').textContent,
     held: [...tr.querySelectorAll('.held span')].map(s => s.textContent),
     buttons: tr.querySelectorAll('button[data-action=suspend], button[data-action=activate]').length,
   }))";
@@ -285,10 +286,17 @@ fn the_dashboard_in_a_real_browser() {
         let stop = Arc::new(AtomicBool::new(false));
         let load = {
             let (stop, manager) = (Arc::clone(&stop), Arc::clone(&s.manager));
+            let alerts = Arc::clone(s.state.alerts());
             std::thread::spawn(move || {
+                let mut sampled = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     let _ = manager.enforce_produce_quota("hot", 100, 1);
                     std::thread::sleep(Duration::from_millis(10));
+                    // The alert sampler's work, which `serve` runs on a timer.
+                    if sampled.elapsed() > Duration::from_millis(200) {
+                        alerts.sample(&manager);
+                        sampled = Instant::now();
+                    }
                 }
             })
         };
@@ -309,6 +317,14 @@ fn the_dashboard_in_a_real_browser() {
             started.elapsed(),
             row(&moved, "hot")
         );
+        wait_for(
+            &page,
+            Duration::from_secs(5),
+            "the hot tenant's alert shows",
+            ROWS,
+            |v| row(v, "hot")["alerts"] == "critical bytes/s 100%",
+        )
+        .await;
         save_screenshot(&page, "overview.png").await;
 
         // Sorting by refusals puts the hot tenant first.

@@ -170,6 +170,11 @@
       el("span", { class: "value", text: label }));
   }
 
+  function shortQuota(name) {
+    const rate = { bytes_per_second: "bytes/s", messages_per_second: "messages/s", requests_per_second: "requests/s" };
+    return rate[name] || name.replace(/_/g, " ");
+  }
+
   function refusedTotal(stats) {
     const c = stats.counters;
     let sum = c.refused_not_active || 0;
@@ -265,18 +270,22 @@
     const rows = visibleRows().map((r) => {
       const t = r.tenant, s = r.stats;
       const tr = el("tr", { dataset: { id: t.id, status: t.status } });
-      const cell = (label, cls, ...kids) => tr.append(el("td", { "data-label": label, class: cls || "" }, ...kids));
+      const cell = (label, cls, ...kids) =>
+        tr.append(el("td", { "data-label": label, class: cls || "" }, el("div", { class: "cell" }, ...kids)));
       cell("Id", "id", el("button", { type: "button", "data-action": "open", text: t.id }));
       cell("Name", "name", document.createTextNode(t.name));
       cell("Status", "status status-" + t.status, document.createTextNode(t.status));
       for (const [u, q, label] of RATES) cell(label, "rate", bar(u, s.usage[u], t.quotas[q]));
       const held = el("div", { class: "held" });
+      // Only what the tenant holds (or may not hold at all): the tenant
+      // page lists every count.
       for (const [u, q, label] of HELD) {
-        if (t.quotas[q] === -1 && !s.usage[u]) continue;
+        if (!s.usage[u] && t.quotas[q] !== 0) continue;
         const near = t.quotas[q] >= 0 && percent(s.usage[u], t.quotas[q]) >= 80;
         held.append(el("span", { class: near ? "near" : "", "data-quota": u,
           text: label + " " + fmt(s.usage[u]) + " / " + fmt(t.quotas[q]) }));
       }
+      if (!held.childElementCount) held.textContent = "none held";
       cell("Held / limit", "", held);
       const hot = r.refusals > 0;
       cell("Refusals/s", "refusals" + (hot ? " hot" : ""), document.createTextNode(r.refusals.toFixed(1)));
@@ -284,7 +293,7 @@
       if (s.alerts.length === 0) alerts.textContent = "none";
       for (const a of s.alerts) {
         alerts.append(el("div", { class: "alert-" + a.level,
-          text: a.level + ": " + a.quota.replace(/_/g, " ") + " " + Math.round(a.utilization) + "%" }));
+          text: a.level + " " + shortQuota(a.quota) + " " + Math.round(a.utilization) + "%" }));
       }
       cell("Alerts", "", alerts);
       if (state.role === "admin") cell("Actions", "actions admin-only", ...actionButtons(t));
@@ -391,14 +400,14 @@
       $("tenant").dataset.status = t.status;
       const live = [];
       for (const [u, q, label] of RATES) {
-        live.push(el("div", {}, el("strong", { text: label }), bar(u, s.usage[u], t.quotas[q])));
+        live.push(el("div", { class: "live-rate" }, el("strong", { text: label }), bar(u, s.usage[u], t.quotas[q])));
       }
       const held = el("dl", {});
       for (const [u, q, label] of HELD) held.append(el("dt", { text: label }), el("dd", { text: fmt(s.usage[u]) + " / " + fmt(t.quotas[q]) }));
       held.append(el("dt", { text: "refusals/s" }), el("dd", { class: "refusals", text: rate.toFixed(1) }));
       held.append(el("dt", { text: "refused (lifetime)" }), el("dd", { text: String(total) }));
       held.append(el("dt", { text: "alerts" }), el("dd", {
-        text: s.alerts.length ? s.alerts.map((a) => a.level + " " + a.quota + " " + Math.round(a.utilization) + "%").join(", ") : "none",
+        text: s.alerts.length ? s.alerts.map((a) => a.level + " " + shortQuota(a.quota) + " " + Math.round(a.utilization) + "%").join(", ") : "none",
       }));
       $("tenant-live").replaceChildren(...live, held);
       const meta = [["id", t.id], ["name", t.name], ["status", t.status], ["description", t.description || "—"],
