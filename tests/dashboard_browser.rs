@@ -6,8 +6,9 @@
 //! Checks that the rows and their numbers match the API, that an
 //! overloaded tenant's bar and refusals move within 2 s, that suspend acts
 //! in the page and in the API, that a bad quota shows the server's message
-//! beside its field, that a read token gets no action buttons and that a
-//! wrong token gets a clear message. Screenshots of the overview (wide and
+//! beside its field, that the tenant page's charts fill from the server's
+//! samples, that a read token gets no action buttons and that a wrong
+//! token gets a clear message. Screenshots of the overview (wide and
 //! narrow) and of a tenant page go to `target/dashboard-screenshots/`.
 //!
 //! Without `chromium` or `chromedriver` on the PATH the test fails and says
@@ -228,6 +229,8 @@ fn the_dashboard_in_a_real_browser() {
         .build()
         .unwrap();
     rt.block_on(async {
+        // Alerts and the charts' samples, as `serve` runs them, faster.
+        let sampler = s.state.spawn_alert_sampler(Duration::from_millis(100));
         let page = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&driver.url)
@@ -286,17 +289,10 @@ fn the_dashboard_in_a_real_browser() {
         let stop = Arc::new(AtomicBool::new(false));
         let load = {
             let (stop, manager) = (Arc::clone(&stop), Arc::clone(&s.manager));
-            let alerts = Arc::clone(s.state.alerts());
             std::thread::spawn(move || {
-                let mut sampled = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     let _ = manager.enforce_produce_quota("hot", 100, 1);
                     std::thread::sleep(Duration::from_millis(10));
-                    // The alert sampler's work, which `serve` runs on a timer.
-                    if sampled.elapsed() > Duration::from_millis(200) {
-                        alerts.sample(&manager);
-                        sampled = Instant::now();
-                    }
                 }
             })
         };
@@ -436,6 +432,29 @@ fn the_dashboard_in_a_real_browser() {
             |v| v.as_f64().is_some_and(|r| r > 0.0),
         )
         .await;
+        let captions = wait_for(
+            &page,
+            Duration::from_secs(5),
+            "the charts fill",
+            "return [...document.querySelectorAll('#charts figure')].map(f => \
+               [Number(f.dataset.samples), f.querySelector('figcaption').textContent])",
+            |v| {
+                v.as_array().is_some_and(|a| {
+                    a.len() == 4
+                        && a.iter().all(|c| c[0].as_u64().unwrap() >= 5)
+                        && !a[0][1].as_str().unwrap().contains("highest 0 ")
+                        && !a[3][1].as_str().unwrap().contains("highest 0 ")
+                })
+            },
+        )
+        .await;
+        eprintln!("charts: {captions}");
+        page.execute(
+            "document.getElementById('charts-title').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
         save_screenshot(&page, "tenant.png").await;
         let topics = page.find(Locator::Id("q-max_topics")).await.unwrap();
         topics.clear().await.unwrap();
@@ -571,6 +590,7 @@ fn the_dashboard_in_a_real_browser() {
         assert!(!kept[2].as_str().unwrap().contains("token"), "{kept}");
 
         page.close().await.unwrap();
+        sampler.abort();
     });
     drop(held);
     drop(driver);

@@ -44,6 +44,7 @@ fn all_routes(id: &str) -> Vec<(&'static str, String, Option<Value>)> {
         ("GET", format!("/admin/tenants/{id}/stats"), None),
         ("GET", t("/usage"), None),
         ("GET", t("/utilization"), None),
+        ("GET", t("/history"), None),
         ("GET", "/api/v1/openapi.json".into(), None),
         ("GET", "/api/v1/whoami".into(), None),
         ("DELETE", t(""), None),

@@ -21,7 +21,8 @@
 //!   `Arc<Manager>`.
 //! - The dashboard: a page at `/` (script and stylesheet under `/ui/`),
 //!   embedded in the binary, that shows every tenant against its quotas
-//!   from the API with the token the operator enters.
+//!   from the API with the token the operator enters; [`History`] keeps
+//!   the last 15 minutes of the tenants it watches for its charts.
 //! - [`Metrics`]: a `prometheus-client` collector that reads the counters
 //!   the engine already keeps at scrape time, so the enforce path pays
 //!   nothing for them; [`TenantSeries`] limits which tenants get per-tenant
@@ -71,6 +72,7 @@ mod error;
 #[cfg(feature = "cluster")]
 mod follower;
 mod handlers;
+mod history;
 mod limits;
 mod metrics;
 mod paging;
@@ -99,6 +101,7 @@ pub use datadir::{DataDir, LOCK_FILE};
 pub use error::ApiError;
 #[cfg(feature = "cluster")]
 pub use follower::{Follower, MAX_BACKOFF, SNAPSHOT_INTERVAL};
+pub use history::{History, HistoryJson, HistoryPoint, HISTORY_WINDOW, MAX_SAMPLES, MAX_WATCHED};
 pub use limits::{
     serve, Limits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,

@@ -10,6 +10,7 @@
 //! | `GET /api/v1/openapi.json` | this API as OpenAPI 3 |
 //! | `GET /metrics` | Prometheus; any token (`admin` or `read`), none with [`ApiState::with_public_metrics`] |
 //! | `GET /healthz` | liveness, no token, no tenant data |
+//! | `GET /api/v1/tenants/{id}/history` | the last 15 minutes of its traffic, while watched |
 //! | `GET /api/v1/whoami` | the token's name and role |
 //! | `GET /`, `/ui/app.js`, `/ui/app.css` | the dashboard, no token (it holds no data; see `dashboard.rs`) |
 //!
@@ -45,6 +46,7 @@ use super::config::Tiers;
 use super::dashboard;
 use super::error::ApiError;
 use super::handlers;
+use super::history::{self, History};
 use super::limits::Limits;
 use super::metrics::Metrics;
 
@@ -72,6 +74,7 @@ pub struct ApiState {
     pub(crate) tiers: Arc<Tiers>,
     pub(crate) alerts: Arc<Alerts>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) history: Arc<History>,
     pub(crate) limits: Limits,
     pub(crate) public_metrics: bool,
 }
@@ -91,6 +94,7 @@ impl ApiState {
             tiers: Arc::new(Tiers::default()),
             alerts,
             metrics,
+            history: Arc::new(History::new()),
             limits: Limits::default(),
             public_metrics: false,
         }
@@ -151,12 +155,18 @@ impl ApiState {
         &self.limits
     }
 
-    /// Samples alerts every `interval` (at least [`MIN_ALERT_INTERVAL`]; a
-    /// shorter one is raised to it) on the current tokio runtime until the
-    /// returned task is aborted. A sample that panics is logged and the
-    /// sampler goes on.
+    /// The recent traffic of the tenants the dashboard watches.
+    pub fn history(&self) -> &Arc<History> {
+        &self.history
+    }
+
+    /// Samples alerts, and the [`History`] of watched tenants, every
+    /// `interval` (at least [`MIN_ALERT_INTERVAL`]; a shorter one is raised
+    /// to it) on the current tokio runtime until the returned task is
+    /// aborted. A sample that panics is logged and the sampler goes on.
     pub fn spawn_alert_sampler(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
         let alerts = Arc::clone(&self.alerts);
+        let history = Arc::clone(&self.history);
         let manager = Arc::clone(self.admin.manager());
         let interval = interval.max(MIN_ALERT_INTERVAL);
         tokio::spawn(async move {
@@ -164,9 +174,17 @@ impl ApiState {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let (a, m) = (Arc::clone(&alerts), Arc::clone(&manager));
+                let (a, h, m) = (
+                    Arc::clone(&alerts),
+                    Arc::clone(&history),
+                    Arc::clone(&manager),
+                );
                 // Sampling walks every tenant: keep it off the async workers.
-                if let Err(e) = tokio::task::spawn_blocking(move || a.sample(&m)).await {
+                let sample = move || {
+                    a.sample(&m);
+                    h.sample(&m, std::time::SystemTime::now(), std::time::Instant::now());
+                };
+                if let Err(e) = tokio::task::spawn_blocking(sample).await {
                     tracing::error!("an alert sample failed: {e}");
                 }
             }
@@ -221,6 +239,7 @@ fn routes() -> (
         .routes(routes!(handlers::tenant_stats))
         .routes(routes!(handlers::tenant_usage))
         .routes(routes!(handlers::tenant_utilization))
+        .routes(routes!(history::tenant_history))
         .routes(routes!(handlers::admin_create_tenant))
         .routes(routes!(handlers::admin_tenant_stats))
         .routes(routes!(handlers::openapi_json))

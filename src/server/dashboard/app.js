@@ -130,6 +130,7 @@
     $("tenant-meta").replaceChildren();
     $("tenant-actions").replaceChildren();
     $("quota-fields").replaceChildren();
+    $("charts").replaceChildren();
     $("whoami").hidden = true;
     $("signout").hidden = true;
     $("overview").hidden = true;
@@ -385,11 +386,46 @@
     }
   }
 
+  const SVG = "http://www.w3.org/2000/svg";
+  const SERIES = [
+    ["bytes_per_second", "Bytes/s"],
+    ["messages_per_second", "Messages/s"],
+    ["requests_per_second", "Requests/s"],
+    ["refusals_per_second", "Refusals/s"],
+  ];
+
+  // One line chart per series over the history's window, ending now.
+  function charts(history) {
+    const end = Date.now() / 1000;
+    const start = end - history.window_seconds;
+    return SERIES.map(([key, label]) => {
+      const pts = history.points.filter((p) => p.at >= start);
+      const max = pts.reduce((m, p) => Math.max(m, p[key]), 0);
+      const last = pts.length ? pts[pts.length - 1][key] : null;
+      const summary = label + ": " + (last === null ? "no samples yet"
+        : "now " + fmt(last) + ", highest " + fmt(max) + " in " + pts.length + " samples");
+      const svg = document.createElementNS(SVG, "svg");
+      svg.setAttribute("viewBox", "0 0 900 100");
+      svg.setAttribute("preserveAspectRatio", "none");
+      svg.setAttribute("role", "img");
+      svg.setAttribute("aria-label", summary);
+      const line = document.createElementNS(SVG, "polyline");
+      const top = max > 0 ? max : 1;
+      line.setAttribute("points", pts.map((p) =>
+        ((p.at - start) * 900 / history.window_seconds).toFixed(1) + "," + (98 - (p[key] / top) * 94).toFixed(1)).join(" "));
+      svg.append(line);
+      return el("figure", { class: key === "refusals_per_second" ? "refusals-chart" : "", "data-series": key,
+        "data-samples": String(pts.length) }, el("figcaption", { text: summary }), svg);
+    });
+  }
+
   async function loadTenant(id) {
     const seq = ++state.seq;
     try {
-      const s = await api("GET", "/api/v1/tenants/" + encodeURIComponent(id) + "/stats");
+      const path = "/api/v1/tenants/" + encodeURIComponent(id);
+      const [s, history] = await Promise.all([api("GET", path + "/stats"), api("GET", path + "/history")]);
       if (seq !== state.seq) return;
+      $("charts").replaceChildren(...charts(history));
       const t = s.tenant;
       const now = performance.now();
       const total = refusedTotal(s);
