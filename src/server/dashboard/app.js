@@ -131,6 +131,8 @@
     $("tenant-actions").replaceChildren();
     $("quota-fields").replaceChildren();
     $("charts").replaceChildren();
+    $("page-info").textContent = "";
+    $("total").textContent = "";
     $("whoami").hidden = true;
     $("signout").hidden = true;
     $("overview").hidden = true;
