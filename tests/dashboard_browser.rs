@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client as WebDriver, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use server_support::{Client, TestServer, READ_TOKEN, TOKEN};
+use server_support::{Client, ServerProcess, TestServer, READ_TOKEN, TOKEN};
 
 const INSTALL: &str = "apt-get update && apt-get install -y chromium chromium-driver";
 
@@ -185,6 +185,21 @@ fn row<'a>(rows: &'a Value, id: &str) -> &'a Value {
         .iter()
         .find(|r| r["id"] == id)
         .unwrap_or_else(|| panic!("no row {id} in {rows}"))
+}
+
+/// `serve` announces the dashboard and serves it without a token.
+#[test]
+fn the_binary_serves_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("data"), &[]);
+    let line = format!("  dashboard: {}/ (sign in with a token)", server.base);
+    assert!(server.stdout.contains(&line), "{:?}", server.stdout);
+    let page = Client::new(&server.base, None).get("/");
+    assert_eq!(page.status, 200);
+    assert!(page.content_type.starts_with("text/html"));
+    assert!(page
+        .text
+        .contains("<title>streambus-tenancy dashboard</title>"));
 }
 
 #[test]
