@@ -16,9 +16,9 @@
 //!   change that fails to persist is not applied. At start it rebuilds the
 //!   engine from the store.
 //! - [`router`]: the `axum::Router` with `/api/v1/tenants...`, the seed's
-//!   `/admin/tenants` aliases, `/api/v1/openapi.json`, `/metrics` and
-//!   `/healthz`. A broker mounts it in its own HTTP server around its own
-//!   `Arc<Manager>`.
+//!   `/admin/tenants` aliases, `/api/v1/openapi.json`, `/metrics`,
+//!   `/healthz` and the dashboard. A broker mounts it in its own HTTP
+//!   server around its own `Arc<Manager>`.
 //! - The dashboard: a page at `/` (script and stylesheet under `/ui/`),
 //!   embedded in the binary, that shows every tenant against its quotas
 //!   from the API with the token the operator enters; [`History`] keeps

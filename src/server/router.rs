@@ -255,9 +255,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     guarded.merge(metrics).merge(health).into_openapi()
 }
 
-/// The admin API, `/metrics` and `/healthz` over `state`, with the
-/// request timeout, the concurrency limit and the body limit of
-/// [`ApiState::limits`].
+/// The admin API, `/metrics`, `/healthz` and the dashboard (`/`) over
+/// `state`, with the request timeout, the concurrency limit and the body
+/// limit of [`ApiState::limits`].
 ///
 /// Mount it in any axum server (or run it with [`serve`](super::serve),
 /// which adds the header-read timeout and the connection cap); run
