@@ -481,7 +481,11 @@
     const id = currentTenant();
     $("overview").hidden = id !== null;
     $("tenant").hidden = id === null;
-    if (id !== null) shownTenant = null;
+    if (id !== null) {
+      shownTenant = null;
+      // Keyboard and screen-reader users land on the page they opened.
+      $("tenant-title").focus();
+    }
     poll();
   }
 
