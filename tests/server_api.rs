@@ -44,7 +44,9 @@ fn all_routes(id: &str) -> Vec<(&'static str, String, Option<Value>)> {
         ("GET", format!("/admin/tenants/{id}/stats"), None),
         ("GET", t("/usage"), None),
         ("GET", t("/utilization"), None),
+        ("GET", t("/history"), None),
         ("GET", "/api/v1/openapi.json".into(), None),
+        ("GET", "/api/v1/whoami".into(), None),
         ("DELETE", t(""), None),
     ]
 }
@@ -1135,6 +1137,62 @@ fn bad_input_gets_a_4xx_naming_what_is_wrong() {
 }
 
 #[test]
+fn whoami_names_the_token_and_its_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path());
+    let me = s.client().get("/api/v1/whoami");
+    assert_eq!(me.status, 200, "{me:?}");
+    assert_eq!(me.body, json!({"name": "admin", "role": "admin"}));
+    let me = Client::new(&s.base, Some(READ_TOKEN)).get("/api/v1/whoami");
+    assert_eq!(me.body, json!({"name": "viewer", "role": "read"}));
+    let anon = Client::new(&s.base, None).get("/api/v1/whoami");
+    assert_eq!(anon.status, 401);
+    let wrong = Client::new(&s.base, Some("wrong-token-0123456789abcdef")).get("/api/v1/whoami");
+    assert_eq!((wrong.status, wrong.error()), (401, "wrong token"));
+}
+
+#[test]
+fn the_dashboard_is_served_without_a_token_under_a_strict_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path());
+    let anon = Client::new(&s.base, None);
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/app.css", "text/css"),
+    ] {
+        let r = anon.get(path);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        assert!(
+            r.content_type.starts_with(kind),
+            "{path}: {}",
+            r.content_type
+        );
+    }
+    let page = anon.get("/").text;
+    assert!(page.contains("src=\"/ui/app.js\""));
+    // No inline script or style, and nothing from another origin.
+    assert!(!page.contains("<script>") && !page.contains("style="));
+    assert!(!page.contains("http://") && !page.contains("https://"));
+    let resp = ureq::get(format!("{}/", s.base)).call().unwrap();
+    let h = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let csp = h("content-security-policy");
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self';"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(h("x-content-type-options"), "nosniff");
+    assert!(resp.headers().get("set-cookie").is_none());
+}
+
+#[test]
 fn the_openapi_document_matches_the_live_routes() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start(dir.path());
@@ -1229,7 +1287,7 @@ fn the_openapi_document_states_what_the_server_enforces() {
             }
         }
     }
-    assert_eq!(with_id, 9);
+    assert_eq!(with_id, 10);
     for bad in [".", "..", "a b", &"x".repeat(MAX_TENANT_ID_LEN + 1)] {
         let r = c.post("/api/v1/tenants", &tenant_body(bad));
         assert_eq!((r.status, r.code()), (400, "invalid_tenant_id"), "{bad:?}");

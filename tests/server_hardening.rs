@@ -60,6 +60,7 @@ fn a_read_token_reads_and_cannot_change() {
         "/api/v1/tenants/a/utilization",
         "/admin/tenants/a/stats",
         "/api/v1/openapi.json",
+        "/api/v1/whoami",
         "/metrics",
     ] {
         let r = reader.get(path);

@@ -435,6 +435,36 @@ pub(crate) async fn require_read_token(
     }
 }
 
+/// Who a token is: its name and role, for a client (the dashboard) that
+/// must know whether to offer changes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub(crate) struct WhoAmIJson {
+    /// The token's name, as in the audit log.
+    name: String,
+    /// `admin` or `read`.
+    role: String,
+}
+
+/// The name and role of the token this request carries.
+#[utoipa::path(
+    get, path = "/api/v1/whoami", tag = "meta",
+    responses(
+        (status = 200, description = "The token's name and role", body = WhoAmIJson),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn whoami(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<axum::Json<WhoAmIJson>, ApiError> {
+    // `require_token` in front of this route has checked it already.
+    let token = check(&state, &headers)?;
+    Ok(axum::Json(WhoAmIJson {
+        name: token.name.clone(),
+        role: token.role.as_str().to_owned(),
+    }))
+}
+
 /// A refusal sent before the body was read: the connection cannot carry
 /// another request, so say so (a pooling client would reuse it otherwise).
 fn refuse_unread(e: ApiError, headers: &HeaderMap) -> Response {

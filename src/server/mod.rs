@@ -18,9 +18,13 @@
 //!   change that fails to persist is not applied. At start it rebuilds the
 //!   engine from the store.
 //! - [`router`]: the `axum::Router` with `/api/v1/tenants...`, the seed's
-//!   `/admin/tenants` aliases, `/api/v1/openapi.json`, `/metrics` and
-//!   `/healthz`. A broker mounts it in its own HTTP server around its own
-//!   `Arc<Manager>`.
+//!   `/admin/tenants` aliases, `/api/v1/openapi.json`, `/metrics`,
+//!   `/healthz` and the dashboard. A broker mounts it in its own HTTP
+//!   server around its own `Arc<Manager>`.
+//! - The dashboard: a page at `/` (script and stylesheet under `/ui/`),
+//!   embedded in the binary, that shows every tenant against its quotas
+//!   from the API with the token the operator enters; [`History`] keeps
+//!   the last 15 minutes of the tenants it watches for its charts.
 //! - [`Metrics`]: a `prometheus-client` collector that reads the counters
 //!   the engine already keeps at scrape time, so the enforce path pays
 //!   nothing for them; [`TenantSeries`] limits which tenants get per-tenant
@@ -64,6 +68,7 @@ mod alerts;
 mod api;
 mod auth;
 mod config;
+mod dashboard;
 mod datadir;
 mod error;
 mod extract;
@@ -71,6 +76,7 @@ mod extract;
 mod follower;
 mod handlers;
 mod health;
+mod history;
 mod limits;
 mod metrics;
 mod paging;
@@ -101,6 +107,7 @@ pub use error::ApiError;
 #[cfg(feature = "cluster")]
 pub use follower::{Follower, MAX_BACKOFF, SNAPSHOT_INTERVAL};
 pub use health::FollowerStatus;
+pub use history::{History, HistoryJson, HistoryPoint, HISTORY_WINDOW, MAX_SAMPLES, MAX_WATCHED};
 pub use limits::{
     serve, Limits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,

@@ -10,6 +10,9 @@
 //! | `GET /api/v1/openapi.json` | this API as OpenAPI 3 |
 //! | `GET /metrics` | Prometheus; any token (`admin` or `read`), none with [`ApiState::with_public_metrics`] |
 //! | `GET /healthz` | liveness, no token, no tenant data; `degraded` while Redis is unreachable |
+//! | `GET /api/v1/tenants/{id}/history` | the last 15 minutes of its traffic, while watched |
+//! | `GET /api/v1/whoami` | the token's name and role |
+//! | `GET /`, `/ui/app.js`, `/ui/app.css` | the dashboard, no token (it holds no data; see `dashboard.rs`) |
 //!
 //! Every `/api` and `/admin` request needs `Authorization: Bearer <token>`;
 //! a `read` token may only `GET`. Errors are `{"error": "...", "code":
@@ -43,9 +46,11 @@ use super::admin::Admin;
 use super::alerts::Alerts;
 use super::auth::{require_read_token, require_token, Token, Tokens};
 use super::config::Tiers;
+use super::dashboard;
 use super::error::ApiError;
 use super::handlers;
 use super::health::FollowerStatus;
+use super::history::{self, History};
 use super::limits::Limits;
 use super::metrics::Metrics;
 use super::schema;
@@ -74,6 +79,7 @@ pub struct ApiState {
     pub(crate) tiers: Arc<Tiers>,
     pub(crate) alerts: Arc<Alerts>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) history: Arc<History>,
     pub(crate) limits: Limits,
     pub(crate) public_metrics: bool,
     pub(crate) follower: Option<FollowerStatus>,
@@ -94,6 +100,7 @@ impl ApiState {
             tiers: Arc::new(Tiers::default()),
             alerts,
             metrics,
+            history: Arc::new(History::new()),
             limits: Limits::default(),
             public_metrics: false,
             follower: None,
@@ -170,12 +177,18 @@ impl ApiState {
         schema::with_tiers(openapi(), &self.tiers)
     }
 
-    /// Samples alerts every `interval` (at least [`MIN_ALERT_INTERVAL`]; a
-    /// shorter one is raised to it) on the current tokio runtime until the
-    /// returned task is aborted. A sample that panics is logged and the
-    /// sampler goes on.
+    /// The recent traffic of the tenants the dashboard watches.
+    pub fn history(&self) -> &Arc<History> {
+        &self.history
+    }
+
+    /// Samples alerts, and the [`History`] of watched tenants, every
+    /// `interval` (at least [`MIN_ALERT_INTERVAL`]; a shorter one is raised
+    /// to it) on the current tokio runtime until the returned task is
+    /// aborted. A sample that panics is logged and the sampler goes on.
     pub fn spawn_alert_sampler(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
         let alerts = Arc::clone(&self.alerts);
+        let history = Arc::clone(&self.history);
         let manager = Arc::clone(self.admin.manager());
         let interval = interval.max(MIN_ALERT_INTERVAL);
         tokio::spawn(async move {
@@ -183,9 +196,17 @@ impl ApiState {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let (a, m) = (Arc::clone(&alerts), Arc::clone(&manager));
+                let (a, h, m) = (
+                    Arc::clone(&alerts),
+                    Arc::clone(&history),
+                    Arc::clone(&manager),
+                );
                 // Sampling walks every tenant: keep it off the async workers.
-                if let Err(e) = tokio::task::spawn_blocking(move || a.sample(&m)).await {
+                let sample = move || {
+                    a.sample(&m);
+                    h.sample(&m, std::time::SystemTime::now(), std::time::Instant::now());
+                };
+                if let Err(e) = tokio::task::spawn_blocking(sample).await {
                     tracing::error!("an alert sample failed: {e}");
                 }
             }
@@ -241,9 +262,11 @@ fn routes() -> (
         .routes(routes!(handlers::tenant_stats))
         .routes(routes!(handlers::tenant_usage))
         .routes(routes!(handlers::tenant_utilization))
+        .routes(routes!(history::tenant_history))
         .routes(routes!(handlers::admin_create_tenant))
         .routes(routes!(handlers::admin_tenant_stats))
-        .routes(routes!(handlers::openapi_json));
+        .routes(routes!(handlers::openapi_json))
+        .routes(routes!(super::auth::whoami));
     document_layer(guarded.get_openapi_mut(), |method, responses| {
         // `require_token`.
         responses.insert(401, "Missing or wrong token");
@@ -321,9 +344,9 @@ pub fn openapi() -> UtoipaOpenApi {
     doc
 }
 
-/// The admin API, `/metrics` and `/healthz` over `state`, with the
-/// request timeout, the concurrency limit and the body limit of
-/// [`ApiState::limits`].
+/// The admin API, `/metrics`, `/healthz` and the dashboard (`/`) over
+/// `state`, with the request timeout, the concurrency limit and the body
+/// limit of [`ApiState::limits`].
 ///
 /// Mount it in any axum server (or run it with [`serve`](super::serve),
 /// which adds the header-read timeout and the connection cap); run
@@ -354,6 +377,7 @@ pub fn router(state: ApiState) -> Router {
     guarded
         .merge(metrics)
         .merge(health)
+        .merge(dashboard::routes())
         .fallback(handlers::fallback)
         .layer(middleware::map_response_with_state(
             state.clone(),

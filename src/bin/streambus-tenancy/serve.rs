@@ -284,6 +284,7 @@ fn announce(addr: SocketAddr, store: &str, token: &Token, source: &TokenSource, 
     let mut text = String::new();
     let _ = writeln!(text, "streambus-tenancy listening on http://{addr}");
     let _ = writeln!(text, "  tenants: {n} restored from {store}");
+    let _ = writeln!(text, "  dashboard: http://{addr}/ (sign in with a token)");
     match source {
         TokenSource::Generated(path) => {
             let _ = writeln!(
