@@ -225,6 +225,7 @@ fn the_password_in_the_url_is_never_shown() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(said.contains("not a Redis URL"), "{said}");
+    assert!(!dir.path().join("data3").exists(), "a data dir was made");
 }
 
 /// The value of the unlabelled series `name` in a `/metrics` text.

@@ -167,6 +167,8 @@ fn named_tokens_with_roles_and_an_audit_line_per_change() {
         std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = refused(&data, &["--tokens-file", tokens.to_str().unwrap()]);
         assert!(e.contains("chmod 600"), "{e}");
+        // Refused before the data dir is made or a token generated.
+        assert!(!data.exists());
         std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let log = dir.path().join("stderr.log");

@@ -279,7 +279,8 @@ impl Tokens {
     ///
     /// A message naming the entry that is wrong.
     pub fn parse(text: &str) -> Result<Tokens, String> {
-        let file: TokensFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let file: TokensFile =
+            toml::from_str(text).map_err(|e| super::config::toml_error(text, &e))?;
         let mut tokens = Vec::with_capacity(file.token.len());
         for (i, e) in file.token.into_iter().enumerate() {
             let token =
@@ -407,20 +408,59 @@ pub(crate) async fn require_token(
         Err(e) => return refuse_unread(e, req.headers()),
     };
     let path = req.uri().path().to_owned();
+    if reads_only(&method) {
+        return next.run(req).await;
+    }
+    // Logged when the change is answered, or, if the request is dropped
+    // first (the request timeout, or the client went away), with an unknown
+    // outcome: the change may still complete on the blocking pool.
+    let mut audit = Audit {
+        token,
+        method,
+        path,
+        answered: false,
+    };
     let resp = next.run(req).await;
-    if !reads_only(&method) {
-        let tenant = tenant_of(&path, &resp);
+    audit.answered = true;
+    audit.log(
+        &tenant_of(&audit.path, &resp),
+        &resp.status().as_u16().to_string(),
+    );
+    resp
+}
+
+/// The audit line of one change.
+struct Audit {
+    token: String,
+    method: Method,
+    path: String,
+    answered: bool,
+}
+
+impl Audit {
+    fn log(&self, tenant: &str, status: &str) {
         tracing::info!(
             target: "streambus_tenancy::audit",
-            token = %token,
-            method = %method,
-            route = %path,
+            token = %self.token,
+            method = %self.method,
+            route = %self.path,
             tenant = %tenant,
-            status = resp.status().as_u16(),
+            status = %status,
             "admin change"
         );
     }
-    resp
+}
+
+impl Drop for Audit {
+    fn drop(&mut self) {
+        if !self.answered {
+            let tenant = tenant_of_path(&self.path).unwrap_or_else(|| "-".into());
+            self.log(
+                &tenant,
+                "unknown (not answered: timed out or the client left)",
+            );
+        }
+    }
 }
 
 /// Middleware on `/metrics` unless it is public: any valid token.
@@ -480,20 +520,23 @@ fn refuse_unread(e: ApiError, headers: &HeaderMap) -> Response {
 /// The tenant a change was about: from its route, or from the `Location`
 /// of a create.
 fn tenant_of(path: &str, resp: &Response) -> String {
-    let from = |p: &str| {
-        ["/api/v1/tenants/", "/admin/tenants/"]
-            .iter()
-            .find_map(|prefix| p.strip_prefix(prefix))
-            .map(|rest| rest.split('/').next().unwrap_or("").to_owned())
-    };
-    from(path)
+    tenant_of_path(path)
         .or_else(|| {
             resp.headers()
                 .get(LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(from)
+                .and_then(tenant_of_path)
         })
         .unwrap_or_else(|| "-".into())
+}
+
+/// The tenant id in a `/api/v1/tenants/{id}...` or `/admin/tenants/{id}...`
+/// route.
+fn tenant_of_path(p: &str) -> Option<String> {
+    ["/api/v1/tenants/", "/admin/tenants/"]
+        .iter()
+        .find_map(|prefix| p.strip_prefix(prefix))
+        .map(|rest| rest.split('/').next().unwrap_or("").to_owned())
 }
 
 #[cfg(test)]
@@ -562,6 +605,12 @@ mod tests {
             let e = Tokens::parse(text).unwrap_err();
             assert!(e.contains(needle), "{text:?}: {e}");
         }
+        // A typo on a secret's line does not print the secret.
+        let e = Tokens::parse(
+            "[[token]]\nname = \"a\"\nrole = \"read\"\ntokne = \"s3cret-0123456789\"",
+        )
+        .unwrap_err();
+        assert!(!e.contains("s3cret"), "{e}");
     }
 
     #[test]

@@ -155,6 +155,34 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     }
 }
 
+/// A TOML error as a message with its line and column, without the source
+/// line that `toml`'s own `Display` quotes (it may hold a secret: a token,
+/// a password in a Redis URL).
+pub(crate) fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before.len() - start + 1;
+            // The key of that line (what is left of `=`, or a table header),
+            // never its value.
+            let text_line = text[start..].lines().next().unwrap_or("").trim();
+            let key = match text_line.split_once('=') {
+                Some((k, _)) => k.trim(),
+                None if text_line.starts_with('[') => text_line,
+                None => "",
+            };
+            if key.is_empty() {
+                format!("line {line}, column {column}: {}", e.message())
+            } else {
+                format!("line {line}, column {column} ({key}): {}", e.message())
+            }
+        }
+        None => e.message().to_owned(),
+    }
+}
+
 /// Parses a duration like `10s` or `500ms` (humantime), naming the key.
 fn duration(key: &str, s: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(s)
@@ -223,7 +251,7 @@ impl Config {
     ///
     /// [`ConfigError`] naming the key that is wrong.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError(toml_error(text, &e)))?;
         let listen = raw
             .listen
             .map(|s| {
@@ -431,6 +459,18 @@ mod tests {
         let tiers = Tiers::with(&c.tiers);
         assert!(tiers.get("gold").is_some());
         assert_eq!(tiers.get("free"), Some(Quotas::free_tier()));
+    }
+
+    #[test]
+    fn toml_errors_do_not_quote_the_line() {
+        let text = "redis = \"redis://:hunter2-secret@h:1\"\nnope = 1\n";
+        let e = Config::parse(text).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = Config::parse("listen = hunter2-unquoted")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]

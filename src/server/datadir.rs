@@ -9,7 +9,10 @@
 //! with a message naming the directory and the holder's pid.
 //!
 //! Files made in it ([`DataDir::private_file`]) are mode 0600 whatever the
-//! umask; an existing one is tightened.
+//! umask; an existing one is tightened. A known file (`lock`, `token`,
+//! `tenants.db` and SQLite's companions) that is a symlink, not a regular
+//! file, or owned by another user than the directory is refused: it may
+//! have been planted while the directory was open to others.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -55,6 +58,7 @@ impl DataDir {
                 path.display()
             )
         })?;
+        check_entries(path)?;
         let lock_path = path.join(LOCK_FILE);
         let mut lock = open_private(&lock_path, false)
             .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
@@ -124,6 +128,54 @@ impl DataDir {
             )),
         }
     }
+}
+
+/// The files a server keeps in its data dir.
+const KNOWN_FILES: [&str; 5] = [
+    LOCK_FILE,
+    "token",
+    "tenants.db",
+    "tenants.db-wal",
+    "tenants.db-shm",
+];
+
+/// Refuses a data dir whose known files are symlinks, not regular files, or
+/// owned by another user than the directory's owner: a file planted there
+/// before the dir was made private (a token of someone else's choosing, a
+/// `lock` pointing at a file to truncate) is not trusted.
+fn check_entries(dir: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(dir)
+            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+            .uid();
+        for name in KNOWN_FILES {
+            let p = dir.join(name);
+            let meta = match std::fs::symlink_metadata(&p) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(format!("cannot read {}: {e}", p.display())),
+            };
+            if !meta.file_type().is_file() {
+                return Err(format!(
+                    "{} is not a regular file (a symlink or a directory); remove it",
+                    p.display()
+                ));
+            }
+            if meta.uid() != owner {
+                return Err(format!(
+                    "{} belongs to another user (uid {}) than the data dir (uid {owner}); \
+                     remove it",
+                    p.display(),
+                    meta.uid()
+                ));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// Opens (creating) a file with mode 0600, and tightens it if it existed.
@@ -196,6 +248,24 @@ mod tests {
         drop(held);
         let again = DataDir::open(&dir).unwrap();
         assert_eq!(again.path(), dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn planted_symlinks_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        std::fs::create_dir(&dir).unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(LOCK_FILE)).unwrap();
+        let e = DataDir::open(&dir).unwrap_err();
+        assert!(e.contains("is not a regular file"), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        std::fs::remove_file(dir.join(LOCK_FILE)).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("token")).unwrap();
+        let e = DataDir::open(&dir).unwrap_err();
+        assert!(e.contains("token is not a regular file"), "{e}");
     }
 
     #[test]

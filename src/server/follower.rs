@@ -447,6 +447,17 @@ impl Run {
             .await
             .map_err(|e| self.failed(&e))?;
         self.shared.status.set_store(stored.unwrap_or(0), read_at);
+        if stored.unwrap_or(0) < self.applied {
+            // The store went back (flushed, or replaced by an older copy):
+            // what this engine applied is no longer what the store holds.
+            tracing::warn!(
+                applied = self.applied,
+                stored = stored.unwrap_or(0),
+                "follower: the store's version went back; reloading"
+            );
+            self.reload = true;
+            return Ok(());
+        }
         let reply: Option<StreamReadReply> = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(BATCH)

@@ -52,7 +52,7 @@
 //! let manager = Arc::new(Manager::new()); // the broker's own manager
 //! let store = SqliteStore::open("tenants.db")?;
 //! let admin = Admin::open(Arc::clone(&manager), store)?; // restores the tenants
-//! let state = ApiState::new(Arc::new(admin), Token::new("s3cret")?);
+//! let state = ApiState::new(Arc::new(admin), Token::new("a-secret-of-16-or-more-chars")?);
 //! let app: axum::Router = server::router(state);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:7420").await?;
 //! axum::serve(listener, app).await?;

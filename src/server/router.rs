@@ -352,8 +352,10 @@ pub fn openapi() -> UtoipaOpenApi {
 /// which adds the header-read timeout and the connection cap); run
 /// [`ApiState::spawn_alert_sampler`] to get alerts.
 ///
-/// Order of the layers, outermost first: the JSON error bodies for the
-/// answers the layers below make, the request timeout (503), the
+/// `/healthz` is outside every limit (a liveness probe of a busy server
+/// must not queue). Order of the layers on the rest, outermost first: the
+/// JSON error bodies for the answers the layers below make, the request
+/// timeout (503), the
 /// concurrency limit, the hard body cap (`RequestBodyLimitLayer`), then per
 /// route the token check (401 and 403, before any of the body is read) and
 /// the body reader (413 over [`Limits::max_body_bytes`]).
@@ -374,9 +376,8 @@ pub fn router(state: ApiState) -> Router {
             require_read_token,
         ))
     };
-    guarded
+    let limited = guarded
         .merge(metrics)
-        .merge(health)
         .merge(dashboard::routes())
         .fallback(handlers::fallback)
         .layer(middleware::map_response_with_state(
@@ -397,7 +398,15 @@ pub fn router(state: ApiState) -> Router {
         .layer(middleware::map_response_with_state(
             state.clone(),
             json_errors,
+        ));
+    // `/healthz` stays outside the concurrency limit and the request
+    // timeout: a busy server must still answer its liveness probe.
+    health
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            json_errors,
         ))
+        .merge(limited)
         .with_state(state)
 }
 

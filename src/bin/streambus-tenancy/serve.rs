@@ -113,6 +113,13 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         .data_dir
         .or(config.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    // The tokens file and the Redis URL are checked before the data dir is
+    // made or a token generated, like every other option.
+    let named_tokens = match args.tokens_file.or(config.tokens_file.clone()) {
+        Some(path) => Some((Tokens::load(&path)?, path)),
+        None => None,
+    };
+    let redis = redis_setting(args.redis, config.redis.clone())?;
     let data = DataDir::open(&data_dir)?;
     let token_file = config
         .token_file
@@ -124,16 +131,18 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
              prefer STREAMBUS_TENANCY_TOKEN or the token file"
         );
     }
+    if token_file.parent() == Some(data_dir.as_path()) {
+        data.tighten("token")?;
+    }
     let given = args.token.or_else(|| {
         std::env::var("STREAMBUS_TENANCY_TOKEN")
             .ok()
             .filter(|t| !t.trim().is_empty())
     });
     let (token, token_source) = Token::resolve(given, &token_file)?;
-    let tokens = match args.tokens_file.or(config.tokens_file.clone()) {
+    let tokens = match named_tokens {
         None => Tokens::from(token.clone()),
-        Some(path) => {
-            let file = Tokens::load(&path)?;
+        Some((file, path)) => {
             let mut all = vec![("admin".to_owned(), Role::Admin, token.clone())];
             for t in file.iter() {
                 all.push((t.name().to_owned(), t.role(), t.token().clone()));
@@ -142,7 +151,6 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         }
     };
     let public_metrics = args.public_metrics || config.public_metrics.unwrap_or(false);
-    let redis = redis_setting(args.redis, config.redis.clone())?;
 
     let (store, source): (Box<dyn Store>, String) = match &redis {
         Some(url) => {
