@@ -83,6 +83,10 @@ impl fmt::Display for AdminError {
                 "tenant {id:?} was changed through another admin server meanwhile; \
                  the change was not applied: read the tenant again and retry"
             ),
+            AdminError::Store(e) if e.kind() == StoreErrorKind::Unknown => write!(
+                f,
+                "{e}; the change may or may not have been applied: read the tenant before retrying"
+            ),
             AdminError::Store(e) => write!(f, "{e}; the change was not applied"),
             AdminError::BadStoredTenant(m) => f.write_str(m),
         }

@@ -109,10 +109,18 @@ impl From<AdminError> for ApiError {
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "store_error",
-                    format!(
-                        "the store could not write: {}; the change was not applied",
-                        inner.message()
-                    ),
+                    if inner.kind() == super::StoreErrorKind::Unknown {
+                        format!(
+                            "the store's answer was lost: {}; the change may or may not have \
+                             been applied: read the tenant before retrying",
+                            inner.message()
+                        )
+                    } else {
+                        format!(
+                            "the store could not write: {}; the change was not applied",
+                            inner.message()
+                        )
+                    },
                 )
             }
         }

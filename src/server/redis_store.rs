@@ -317,7 +317,11 @@ impl RedisStore {
                 "the Redis store's schema version is {found}, not {REDIS_SCHEMA_VERSION}: \
                  it was changed while this server ran; restart it with a build that reads it"
             )),
-            _ => self.url.unreachable(e),
+            // The script may have run before the answer was lost.
+            _ => StoreError::of(
+                StoreErrorKind::Unknown,
+                self.url.unreachable(e).message().to_owned(),
+            ),
         }
     }
 }

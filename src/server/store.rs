@@ -105,7 +105,8 @@ impl Store for Box<dyn Store> {
     }
 }
 
-/// A store operation failed; the change it carried was not made.
+/// A store operation failed; the change it carried was not made (or, for
+/// [`StoreErrorKind::Unknown`], may have been).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreError {
     kind: StoreErrorKind,
@@ -127,6 +128,9 @@ pub enum StoreErrorKind {
     /// An update or delete found the tenant changed since this store last
     /// read or wrote it.
     Changed,
+    /// The store's answer to a write was lost (the connection failed while
+    /// the change was on its way): it may or may not have been made.
+    Unknown,
 }
 
 impl StoreError {
