@@ -8,28 +8,14 @@
 
 mod redis_support;
 
-use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use redis_support::RedisCluster;
+use redis_support::{tenant, RedisCluster};
 use streambus_tenancy::server::{Follower, RedisStore, Store, StoreErrorKind};
-use streambus_tenancy::{Manager, Quotas, Tenant, TenantStatus};
+use streambus_tenancy::{Manager, TenantStatus};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn tenant(id: &str) -> Tenant {
-    let now = SystemTime::now();
-    Tenant {
-        id: id.into(),
-        name: format!("Name of {id}"),
-        description: "line one\nline two".into(),
-        created_at: now,
-        updated_at: now,
-        quotas: Quotas::free_tier(),
-        metadata: [("team".to_string(), "payments".to_string())].into(),
-        status: TenantStatus::Active,
-    }
-}
 
 #[test]
 fn the_store_and_the_follower_work_on_a_redis_cluster() {
@@ -69,27 +55,8 @@ fn the_store_and_the_follower_work_on_a_redis_cluster() {
     // one wins each round; the others are told it exists.
     const THREADS: usize = 6;
     const ROUNDS: usize = 5;
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let results: Vec<Vec<Result<(), StoreErrorKind>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let barrier = Arc::clone(&barrier);
-                let url = cluster.url(t % cluster.nodes.len());
-                s.spawn(move || {
-                    let mut store = RedisStore::open(&url).unwrap();
-                    (0..ROUNDS)
-                        .map(|round| {
-                            let mut x = tenant(&format!("race-{round}"));
-                            x.name = format!("by thread {t}");
-                            barrier.wait();
-                            store.insert(&x).map_err(|e| e.kind())
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results =
+        redis_support::race_creates(|t| cluster.url(t % cluster.nodes.len()), THREADS, ROUNDS);
     for round in 0..ROUNDS {
         let outcomes: Vec<_> = results.iter().map(|r| r[round]).collect();
         let winners: Vec<usize> = (0..THREADS).filter(|&t| outcomes[t].is_ok()).collect();

@@ -9,31 +9,16 @@
 
 mod redis_support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use redis_support::RedisServer;
+use redis_support::{tenant, RedisServer};
 use streambus_tenancy::server::{Follower, RedisStore, Store};
-use streambus_tenancy::{Manager, Quotas, Tenant, TenantStatus};
+use streambus_tenancy::{Manager, Quotas, TenantStatus};
 
 const CHANGES: &str = "{streambus-tenancy}:changes";
 const VERSION: &str = "{streambus-tenancy}:version";
 const WAIT: Duration = Duration::from_secs(10);
-
-fn tenant(id: &str) -> Tenant {
-    let now = SystemTime::now();
-    Tenant {
-        id: id.into(),
-        name: format!("Name of {id}"),
-        description: String::new(),
-        created_at: now,
-        updated_at: now,
-        quotas: Quotas::free_tier(),
-        metadata: BTreeMap::new(),
-        status: TenantStatus::Active,
-    }
-}
 
 fn version(redis: &RedisServer) -> u64 {
     redis::cmd("GET")

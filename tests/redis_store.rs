@@ -7,30 +7,16 @@
 mod redis_support;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Barrier};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
-use redis_support::RedisServer;
+use redis_support::{tenant, RedisServer};
 use streambus_tenancy::server::{RedisStore, Store, StoreErrorKind};
 use streambus_tenancy::{Quotas, Tenant, TenantStatus};
 
 const CHANGES: &str = "{streambus-tenancy}:changes";
 const TENANTS: &str = "{streambus-tenancy}:tenants";
 const SCHEMA: &str = "{streambus-tenancy}:schema";
-
-fn tenant(id: &str) -> Tenant {
-    let now = SystemTime::now();
-    Tenant {
-        id: id.into(),
-        name: format!("Name of {id}"),
-        description: String::new(),
-        created_at: now,
-        updated_at: now,
-        quotas: Quotas::free_tier(),
-        metadata: BTreeMap::new(),
-        status: TenantStatus::Active,
-    }
-}
 
 /// Every stream entry as (stream ID, fields).
 fn stream(redis: &RedisServer) -> Vec<(String, BTreeMap<String, String>)> {
@@ -113,27 +99,7 @@ fn of_racing_creates_of_one_id_exactly_one_wins() {
     const ROUNDS: usize = 10;
     let redis = RedisServer::start();
     let url = redis.url();
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let results: Vec<Vec<Result<(), StoreErrorKind>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let barrier = Arc::clone(&barrier);
-                let url = url.clone();
-                s.spawn(move || {
-                    let mut store = RedisStore::open(&url).unwrap();
-                    (0..ROUNDS)
-                        .map(|round| {
-                            let mut x = tenant(&format!("race-{round}"));
-                            x.name = format!("by thread {t}");
-                            barrier.wait();
-                            store.insert(&x).map_err(|e| e.kind())
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = redis_support::race_creates(|_| url.clone(), THREADS, ROUNDS);
     let mut store = RedisStore::open(&url).unwrap();
     for round in 0..ROUNDS {
         let outcomes: Vec<_> = results.iter().map(|r| r[round]).collect();

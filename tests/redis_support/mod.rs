@@ -4,10 +4,15 @@
 //! stopped when dropped (also when the test panics).
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant, SystemTime};
+
+use streambus_tenancy::server::{RedisStore, Store, StoreErrorKind};
+use streambus_tenancy::{Quotas, Tenant, TenantStatus};
 
 /// A `redis-server` child process.
 pub struct RedisServer {
@@ -297,4 +302,50 @@ impl RedisCluster {
     pub fn url(&self, i: usize) -> String {
         self.nodes[i].url()
     }
+}
+
+/// An active free-tier tenant named after `id`, stamped now.
+pub fn tenant(id: &str) -> Tenant {
+    let now = SystemTime::now();
+    Tenant {
+        id: id.into(),
+        name: format!("Name of {id}"),
+        description: String::new(),
+        created_at: now,
+        updated_at: now,
+        quotas: Quotas::free_tier(),
+        metadata: BTreeMap::new(),
+        status: TenantStatus::Active,
+    }
+}
+
+/// `threads` threads, each with its own store on `url_of(thread)`, race to
+/// create `race-0` .. `race-{rounds-1}` (named `by thread T`), all starting
+/// each round together; every thread's outcome, by thread then round.
+pub fn race_creates(
+    url_of: impl Fn(usize) -> String,
+    threads: usize,
+    rounds: usize,
+) -> Vec<Vec<Result<(), StoreErrorKind>>> {
+    let barrier = Arc::new(Barrier::new(threads));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let barrier = Arc::clone(&barrier);
+                let url = url_of(t);
+                s.spawn(move || {
+                    let mut store = RedisStore::open(&url).unwrap();
+                    (0..rounds)
+                        .map(|round| {
+                            let mut x = tenant(&format!("race-{round}"));
+                            x.name = format!("by thread {t}");
+                            barrier.wait();
+                            store.insert(&x).map_err(|e| e.kind())
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }
