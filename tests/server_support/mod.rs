@@ -322,6 +322,14 @@ impl Drop for TestServer {
 /// Waits (bounded) for a `serve` child (stdout piped) to announce its
 /// address and for `/healthz` to answer; its stdout is drained from then on.
 pub fn announced_address(child: &mut Child) -> String {
+    announcement(child).0
+}
+
+/// The address a `serve` child (stdout piped) announces and the lines of
+/// its announcement (through the closing `try:` line), once `/healthz`
+/// answers; bounded waits, and the child is killed if it never announces.
+/// Its stdout is drained from then on, so it never blocks on a full pipe.
+fn announcement(child: &mut Child) -> (String, Vec<String>) {
     let out = child.stdout.take().expect("stdout piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -338,10 +346,10 @@ pub fn announced_address(child: &mut Child) -> String {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
+                said.push(line.clone());
                 if let Some(rest) = line.split("listening on ").nth(1) {
                     break rest.trim().to_owned();
                 }
-                said.push(line);
             }
             Err(e) => {
                 let _ = child.kill();
@@ -349,13 +357,28 @@ pub fn announced_address(child: &mut Child) -> String {
             }
         }
     };
+    // The rest of the announcement ends with the "try:" line.
+    while !said
+        .last()
+        .is_some_and(|l| l.trim_start().starts_with("try:"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => said.push(l),
+            Err(_) => break,
+        }
+    }
     std::thread::spawn(move || while rx.recv().is_ok() {});
     let c = Client::new(&base, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while c.try_request("GET", "/healthz", None).map(|r| r.status) != Ok(200) {
-        assert!(Instant::now() < deadline, "/healthz never answered 200");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("/healthz never answered 200");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
-    base
+    (base, said)
 }
 
 /// The real binary, serving on a free loopback port.
@@ -394,56 +417,7 @@ impl ServerProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the server binary");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut stdout = Vec::new();
-        let base = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = child.kill();
-                    panic!("the server did not announce its address: {e}; said {stdout:?}")
-                }
-            };
-            stdout.push(line.clone());
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.trim().to_owned();
-            }
-        };
-        // The rest of the announcement ends with the "try:" line.
-        while !stdout
-            .last()
-            .is_some_and(|l| l.trim_start().starts_with("try:"))
-        {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(l) => stdout.push(l),
-                Err(_) => break,
-            }
-        }
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
-        let c = Client::new(&base, None);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = c.try_request("GET", "/healthz", None) {
-                if r.status == 200 {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "/healthz never answered 200");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (base, stdout) = announcement(&mut child);
         ServerProcess {
             child,
             base,
