@@ -136,6 +136,7 @@ mod error;
 pub mod loom_api;
 mod manager;
 mod permit;
+mod quota_list;
 mod quotas;
 mod rate_copy;
 mod registry;
@@ -150,10 +151,10 @@ pub mod server;
 pub use error::{Error, QuotaError};
 pub use manager::{Manager, ManagerBuilder, NewTenant, TenantUpdate};
 pub use permit::Permit;
-pub use quotas::{QuotaType, Quotas, MAX_RATE_QUOTA, UNLIMITED};
+pub use quotas::{QuotaKind, QuotaType, QuotaUnit, Quotas, Usage, MAX_RATE_QUOTA, UNLIMITED};
 pub use tenant::{
     validate_name, validate_tenant_id, HeldUsage, Tenant, TenantPage, TenantStats, TenantStatus,
-    Usage, MAX_NAME_LEN, MAX_TENANT_ID_LEN,
+    MAX_NAME_LEN, MAX_TENANT_ID_LEN,
 };
 pub use tracker::{QuotaTracker, TenantCounters};
 

@@ -1,6 +1,9 @@
-//! Quotas: the eleven limits of a tenant, their tiers and their validation.
+//! Quotas: the limits of a tenant (declared once, in the table below), their
+//! tiers and their validation.
 
 use std::fmt;
+
+use crate::quota_list::quota_list;
 
 use crate::rate_copy::RateCopy;
 use crate::sync::{Snapshot, SwapCell};
@@ -17,103 +20,185 @@ const KIB: i64 = 1024;
 const MIB: i64 = 1024 * KIB;
 const GIB: i64 = 1024 * MIB;
 
-/// Resource limits of one tenant. `-1` is unlimited, `0` allows nothing.
-///
-/// The field names are the seed's (`MaxBytesPerSecond` becomes
-/// `max_bytes_per_second`). Rate quotas (`*_per_second`) are enforced over the
-/// manager's sliding window; the count quotas are numbers held at once; storage
-/// is compared with the usage the broker reports; retention is a plain ceiling.
-///
-/// # Examples
-///
-/// ```
-/// use streambus_tenancy::Quotas;
-///
-/// // Start from a profile and override what differs.
-/// let quotas = Quotas { max_connections: 20, ..Quotas::free_tier() };
-/// assert!(quotas.validate().is_ok());
-/// assert_eq!(Quotas { max_topics: -5, ..quotas }.validate().unwrap_err().to_string(),
-///            "invalid quotas: max_topics must be -1 (unlimited) or at least 0, got -5");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize, serde::Deserialize),
-    serde(try_from = "de::MapOnly<de::QuotasDe>")
-)]
-pub struct Quotas {
+quota_list! {
+    /// Resource limits of one tenant. `-1` is unlimited, `0` allows nothing.
+    ///
+    /// The field names are the seed's (`MaxBytesPerSecond` becomes
+    /// `max_bytes_per_second`). Rate quotas are enforced over the manager's
+    /// sliding window; the count quotas are numbers held at once; storage is
+    /// compared with the usage the broker reports; retention is a plain
+    /// ceiling. [`QuotaType`] names each field; [`Quotas::get`],
+    /// [`Quotas::set`] and [`Quotas::iter`] reach them by type.
+    ///
+    /// `Quotas::default()` is the seed's `DefaultQuotas()`, a moderate tenant:
+    ///
+    /// | quota | value |
+    /// | --- | --- |
+    /// | bytes/s | 10 MiB |
+    /// | messages/s | 10,000 |
+    /// | requests/s | 10,000 |
+    /// | storage | 100 GiB |
+    /// | topics / partitions | 100 / 1,000 |
+    /// | connections / producers / consumers | 100 / 50 / 100 |
+    /// | consumer groups | 50 |
+    /// | retention | 168 h (7 days) |
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streambus_tenancy::{QuotaType, Quotas};
+    ///
+    /// // Start from a profile and override what differs.
+    /// let mut quotas = Quotas { max_connections: 20, ..Quotas::free_tier() };
+    /// assert!(quotas.validate().is_ok());
+    /// quotas.set(QuotaType::Topics, -5);
+    /// assert_eq!(quotas.validate().unwrap_err().to_string(),
+    ///            "invalid quotas: max_topics must be -1 (unlimited) or at least 0, got -5");
+    /// ```
+    struct Quotas;
+
     /// Produce plus consume throughput, bytes per second.
-    pub max_bytes_per_second: i64,
+    BytesPerSecond = "bytes_per_second" {
+        field: max_bytes_per_second,
+        go: "MaxBytesPerSecond",
+        kind: Rate,
+        unit: QuotaUnit::BytesPerSecond,
+        default: 10 * MIB,
+        describe: "Produce plus consume bytes per second",
+        usage: bytes_per_second "Produce plus consume bytes per second over the window.",
+    }
     /// Produce plus consume messages per second.
-    pub max_messages_per_second: i64,
-    /// Storage the tenant may occupy, bytes (as reported by the broker).
-    pub max_storage_bytes: i64,
-    /// Topics held at once.
-    pub max_topics: i64,
-    /// Partitions held at once, across all topics.
-    pub max_partitions: i64,
-    /// Concurrent connections.
-    pub max_connections: i64,
-    /// Concurrent producers.
-    pub max_producers: i64,
-    /// Concurrent consumers.
-    pub max_consumers: i64,
-    /// Consumer groups held at once.
-    pub max_consumer_groups: i64,
+    MessagesPerSecond = "messages_per_second" {
+        field: max_messages_per_second,
+        go: "MaxMessagesPerSecond",
+        kind: Rate,
+        unit: QuotaUnit::PerSecond("msg/s"),
+        default: 10_000,
+        describe: "Produce plus consume messages per second",
+        usage: messages_per_second "Produce plus consume messages per second over the window.",
+    }
     /// Requests per second (every produce, consume and other request).
-    pub max_requests_per_second: i64,
+    RequestsPerSecond = "requests_per_second" {
+        field: max_requests_per_second,
+        go: "MaxRequestsPerSecond",
+        kind: Rate,
+        unit: QuotaUnit::PerSecond("req/s"),
+        default: 10_000,
+        describe: "Requests per second",
+        usage: requests_per_second "Requests per second over the window.",
+    }
+    /// Storage the tenant may occupy, bytes (as reported by the broker).
+    Storage = "storage" {
+        field: max_storage_bytes,
+        go: "MaxStorageBytes",
+        kind: Storage,
+        unit: QuotaUnit::Bytes,
+        default: 100 * GIB,
+        describe: "Storage bytes",
+        usage: storage_bytes "Storage last reported by the broker, bytes.",
+    }
+    /// Topics held at once.
+    Topics = "topics" {
+        field: max_topics,
+        go: "MaxTopics",
+        kind: Count,
+        unit: QuotaUnit::Count,
+        default: 100,
+        describe: "Topics held at once",
+        usage: topics "Topics held.",
+    }
+    /// Partitions held at once, across all topics.
+    Partitions = "partitions" {
+        field: max_partitions,
+        go: "MaxPartitions",
+        kind: Count,
+        unit: QuotaUnit::Count,
+        default: 1_000,
+        describe: "Partitions held at once",
+        usage: partitions "Partitions held.",
+    }
+    /// Concurrent connections.
+    Connections = "connections" {
+        field: max_connections,
+        go: "MaxConnections",
+        kind: Count,
+        unit: QuotaUnit::Count,
+        default: 100,
+        describe: "Concurrent connections",
+        usage: connections "Connections held.",
+    }
+    /// Concurrent producers.
+    Producers = "producers" {
+        field: max_producers,
+        go: "MaxProducers",
+        kind: Count,
+        unit: QuotaUnit::Count,
+        default: 50,
+        describe: "Concurrent producers",
+        usage: producers "Producers held.",
+    }
+    /// Concurrent consumers.
+    Consumers = "consumers" {
+        field: max_consumers,
+        go: "MaxConsumers",
+        kind: Count,
+        unit: QuotaUnit::Count,
+        default: 100,
+        describe: "Concurrent consumers",
+        usage: consumers "Consumers held.",
+    }
+    /// Consumer groups held at once.
+    ConsumerGroups = "consumer_groups" {
+        field: max_consumer_groups,
+        go: "MaxConsumerGroups",
+        kind: Count,
+        unit: QuotaUnit::Count,
+        default: 50,
+        describe: "Consumer groups held at once",
+        usage: consumer_groups "Consumer groups held.",
+    }
     /// Longest retention a topic may be configured with, hours.
-    pub max_retention_hours: i64,
+    RetentionHours = "retention_hours" {
+        field: max_retention_hours,
+        go: "MaxRetentionHours",
+        kind: Ceiling,
+        unit: QuotaUnit::Hours,
+        default: 168,
+        describe: "Longest retention, hours",
+    }
 }
 
-/// The default profile (the seed's `DefaultQuotas()`): a moderate tenant.
-///
-/// | quota | value |
-/// | --- | --- |
-/// | bytes/s | 10 MiB |
-/// | messages/s | 10,000 |
-/// | storage | 100 GiB |
-/// | topics / partitions | 100 / 1,000 |
-/// | connections / producers / consumers | 100 / 50 / 100 |
-/// | consumer groups | 50 |
-/// | requests/s | 10,000 |
-/// | retention | 168 h (7 days) |
-impl Default for Quotas {
-    fn default() -> Self {
-        Quotas {
-            max_bytes_per_second: 10 * MIB,
-            max_messages_per_second: 10_000,
-            max_storage_bytes: 100 * GIB,
-            max_topics: 100,
-            max_partitions: 1_000,
-            max_connections: 100,
-            max_producers: 50,
-            max_consumers: 100,
-            max_consumer_groups: 50,
-            max_requests_per_second: 10_000,
-            max_retention_hours: 168,
-        }
-    }
+/// What kind of limit a [`QuotaType`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum QuotaKind {
+    /// Per second, enforced over the manager's sliding window.
+    Rate,
+    /// A number held at once (acquired and released).
+    Count,
+    /// Bytes occupied, as the broker reports them.
+    Storage,
+    /// A ceiling on a configured value, with no usage.
+    Ceiling,
+}
+
+/// The unit a [`QuotaType`]'s limit and usage are in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum QuotaUnit {
+    /// Bytes.
+    Bytes,
+    /// Bytes per second.
+    BytesPerSecond,
+    /// Things per second, with the symbol people read, e.g. `"msg/s"`.
+    PerSecond(&'static str),
+    /// A plain count.
+    Count,
+    /// Hours.
+    Hours,
 }
 
 impl Quotas {
-    /// Every quota unlimited (`-1`): the seed's `UnlimitedQuotas()`.
-    pub const fn unlimited() -> Quotas {
-        Quotas {
-            max_bytes_per_second: UNLIMITED,
-            max_messages_per_second: UNLIMITED,
-            max_storage_bytes: UNLIMITED,
-            max_topics: UNLIMITED,
-            max_partitions: UNLIMITED,
-            max_connections: UNLIMITED,
-            max_producers: UNLIMITED,
-            max_consumers: UNLIMITED,
-            max_consumer_groups: UNLIMITED,
-            max_requests_per_second: UNLIMITED,
-            max_retention_hours: UNLIMITED,
-        }
-    }
-
     /// The seed's free tier: 1 MiB/s, 1,000 msg/s, 10 GiB, 10 topics,
     /// 50 partitions, 10 connections, 5 producers, 10 consumers.
     ///
@@ -156,23 +241,6 @@ impl Quotas {
         Quotas::unlimited()
     }
 
-    /// The limit for one quota type.
-    pub const fn get(&self, quota_type: QuotaType) -> i64 {
-        match quota_type {
-            QuotaType::BytesPerSecond => self.max_bytes_per_second,
-            QuotaType::MessagesPerSecond => self.max_messages_per_second,
-            QuotaType::RequestsPerSecond => self.max_requests_per_second,
-            QuotaType::Storage => self.max_storage_bytes,
-            QuotaType::Topics => self.max_topics,
-            QuotaType::Partitions => self.max_partitions,
-            QuotaType::Connections => self.max_connections,
-            QuotaType::Producers => self.max_producers,
-            QuotaType::Consumers => self.max_consumers,
-            QuotaType::ConsumerGroups => self.max_consumer_groups,
-            QuotaType::RetentionHours => self.max_retention_hours,
-        }
-    }
-
     /// Checks every field: `-1` or at least `0`, and rate quotas at most
     /// [`MAX_RATE_QUOTA`].
     ///
@@ -200,91 +268,7 @@ impl Quotas {
     }
 }
 
-/// The eleven kinds of quota.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize, serde::Deserialize),
-    serde(rename_all = "snake_case")
-)]
-pub enum QuotaType {
-    /// `max_bytes_per_second`.
-    BytesPerSecond,
-    /// `max_messages_per_second`.
-    MessagesPerSecond,
-    /// `max_requests_per_second`.
-    RequestsPerSecond,
-    /// `max_storage_bytes`.
-    Storage,
-    /// `max_topics`.
-    Topics,
-    /// `max_partitions`.
-    Partitions,
-    /// `max_connections`.
-    Connections,
-    /// `max_producers`.
-    Producers,
-    /// `max_consumers`.
-    Consumers,
-    /// `max_consumer_groups`.
-    ConsumerGroups,
-    /// `max_retention_hours`.
-    RetentionHours,
-}
-
 impl QuotaType {
-    /// Every quota type, in the order of the [`Quotas`] fields' checks.
-    pub const ALL: [QuotaType; 11] = [
-        QuotaType::BytesPerSecond,
-        QuotaType::MessagesPerSecond,
-        QuotaType::RequestsPerSecond,
-        QuotaType::Storage,
-        QuotaType::Topics,
-        QuotaType::Partitions,
-        QuotaType::Connections,
-        QuotaType::Producers,
-        QuotaType::Consumers,
-        QuotaType::ConsumerGroups,
-        QuotaType::RetentionHours,
-    ];
-
-    /// The name used in utilization maps, errors and metrics:
-    /// `"bytes_per_second"`, `"messages_per_second"`, `"requests_per_second"`,
-    /// `"storage"`, `"topics"`, `"partitions"`, `"connections"`, `"producers"`,
-    /// `"consumers"`, `"consumer_groups"`, `"retention_hours"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            QuotaType::BytesPerSecond => "bytes_per_second",
-            QuotaType::MessagesPerSecond => "messages_per_second",
-            QuotaType::RequestsPerSecond => "requests_per_second",
-            QuotaType::Storage => "storage",
-            QuotaType::Topics => "topics",
-            QuotaType::Partitions => "partitions",
-            QuotaType::Connections => "connections",
-            QuotaType::Producers => "producers",
-            QuotaType::Consumers => "consumers",
-            QuotaType::ConsumerGroups => "consumer_groups",
-            QuotaType::RetentionHours => "retention_hours",
-        }
-    }
-
-    /// The [`Quotas`] field that limits this type, e.g. `"max_storage_bytes"`.
-    pub const fn field_name(self) -> &'static str {
-        match self {
-            QuotaType::BytesPerSecond => "max_bytes_per_second",
-            QuotaType::MessagesPerSecond => "max_messages_per_second",
-            QuotaType::RequestsPerSecond => "max_requests_per_second",
-            QuotaType::Storage => "max_storage_bytes",
-            QuotaType::Topics => "max_topics",
-            QuotaType::Partitions => "max_partitions",
-            QuotaType::Connections => "max_connections",
-            QuotaType::Producers => "max_producers",
-            QuotaType::Consumers => "max_consumers",
-            QuotaType::ConsumerGroups => "max_consumer_groups",
-            QuotaType::RetentionHours => "max_retention_hours",
-        }
-    }
-
     /// Position in [`QuotaType::ALL`].
     pub const fn index(self) -> usize {
         self as usize
@@ -297,10 +281,7 @@ impl QuotaType {
 
     /// Whether this quota is a per-second rate enforced over the window.
     pub const fn is_rate(self) -> bool {
-        matches!(
-            self,
-            QuotaType::BytesPerSecond | QuotaType::MessagesPerSecond | QuotaType::RequestsPerSecond
-        )
+        matches!(self.kind(), QuotaKind::Rate)
     }
 }
 
@@ -385,6 +366,7 @@ mod de {
     use std::fmt;
     use std::marker::PhantomData;
 
+    pub(super) use super::de_fields::QuotasDe;
     use super::Quotas;
 
     /// Accepts only a map (a JSON object, a TOML table), never a sequence:
@@ -419,69 +401,11 @@ mod de {
         }
     }
 
-    #[derive(serde::Deserialize)]
-    #[serde(default, deny_unknown_fields)]
-    pub(super) struct QuotasDe {
-        #[serde(alias = "MaxBytesPerSecond")]
-        max_bytes_per_second: i64,
-        #[serde(alias = "MaxMessagesPerSecond")]
-        max_messages_per_second: i64,
-        #[serde(alias = "MaxStorageBytes")]
-        max_storage_bytes: i64,
-        #[serde(alias = "MaxTopics")]
-        max_topics: i64,
-        #[serde(alias = "MaxPartitions")]
-        max_partitions: i64,
-        #[serde(alias = "MaxConnections")]
-        max_connections: i64,
-        #[serde(alias = "MaxProducers")]
-        max_producers: i64,
-        #[serde(alias = "MaxConsumers")]
-        max_consumers: i64,
-        #[serde(alias = "MaxConsumerGroups")]
-        max_consumer_groups: i64,
-        #[serde(alias = "MaxRequestsPerSecond")]
-        max_requests_per_second: i64,
-        #[serde(alias = "MaxRetentionHours")]
-        max_retention_hours: i64,
-    }
-
-    impl Default for QuotasDe {
-        fn default() -> Self {
-            let d = Quotas::default();
-            QuotasDe {
-                max_bytes_per_second: d.max_bytes_per_second,
-                max_messages_per_second: d.max_messages_per_second,
-                max_storage_bytes: d.max_storage_bytes,
-                max_topics: d.max_topics,
-                max_partitions: d.max_partitions,
-                max_connections: d.max_connections,
-                max_producers: d.max_producers,
-                max_consumers: d.max_consumers,
-                max_consumer_groups: d.max_consumer_groups,
-                max_requests_per_second: d.max_requests_per_second,
-                max_retention_hours: d.max_retention_hours,
-            }
-        }
-    }
-
     impl TryFrom<QuotasDe> for Quotas {
         type Error = String;
 
         fn try_from(d: QuotasDe) -> Result<Quotas, String> {
-            let q = Quotas {
-                max_bytes_per_second: d.max_bytes_per_second,
-                max_messages_per_second: d.max_messages_per_second,
-                max_storage_bytes: d.max_storage_bytes,
-                max_topics: d.max_topics,
-                max_partitions: d.max_partitions,
-                max_connections: d.max_connections,
-                max_producers: d.max_producers,
-                max_consumers: d.max_consumers,
-                max_consumer_groups: d.max_consumer_groups,
-                max_requests_per_second: d.max_requests_per_second,
-                max_retention_hours: d.max_retention_hours,
-            };
+            let q = d.into_quotas();
             q.validate().map_err(|e| match e {
                 crate::Error::InvalidQuotas(m) => m,
                 other => other.to_string(),

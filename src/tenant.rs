@@ -1,5 +1,6 @@
 //! Tenants: identity, lifecycle status, and the usage views handed to callers.
 
+use crate::Usage;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::SystemTime;
@@ -86,34 +87,6 @@ impl fmt::Display for TenantStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// A tenant's usage at one moment. Rates are per second over the window.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct Usage {
-    /// Whose usage this is.
-    pub tenant_id: String,
-    /// Connections held.
-    pub connections: u64,
-    /// Producers held.
-    pub producers: u64,
-    /// Consumers held.
-    pub consumers: u64,
-    /// Consumer groups held.
-    pub consumer_groups: u64,
-    /// Topics held.
-    pub topics: u64,
-    /// Partitions held.
-    pub partitions: u64,
-    /// Storage last reported by the broker, bytes.
-    pub storage_bytes: u64,
-    /// Produce plus consume bytes per second over the window.
-    pub bytes_per_second: u64,
-    /// Produce plus consume messages per second over the window.
-    pub messages_per_second: u64,
-    /// Requests per second over the window.
-    pub requests_per_second: u64,
 }
 
 /// What a tenant holds: its count quotas' counts and the storage it occupies.

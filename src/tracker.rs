@@ -30,6 +30,8 @@ use crate::{Error, HeldUsage, QuotaError, QuotaType, Quotas, TenantStatus, Usage
 const BYTES: usize = 0;
 const MESSAGES: usize = 1;
 const REQUESTS: usize = 2;
+/// The slot of `QuotaTracker::refusals` counting refusals of a tenant not active.
+const NOT_ACTIVE: usize = QuotaType::COUNT;
 const RATE_TYPES: [QuotaType; 3] = [
     QuotaType::BytesPerSecond,
     QuotaType::MessagesPerSecond,
@@ -109,7 +111,7 @@ pub struct QuotaTracker {
     storage: Counter,
     /// Refusals by `QuotaType` index (`QuotaType::ALL` order), then one slot
     /// for refusals because the tenant was not active. Written on refusal only.
-    refusals: [AtomicU64; 12],
+    refusals: [AtomicU64; QuotaType::COUNT + 1],
     pub(crate) info: arc_swap::ArcSwap<TenantInfo>,
 }
 
@@ -224,7 +226,7 @@ impl QuotaTracker {
     #[inline(never)]
     fn not_active(&self, s: u8) -> Error {
         // Relaxed: a monitoring counter, ordered by nothing.
-        self.refusals[11].fetch_add(1, Ordering::Relaxed);
+        self.refusals[NOT_ACTIVE].fetch_add(1, Ordering::Relaxed);
         Error::TenantNotActive {
             id: self.id.to_string(),
             status: TenantStatus::from_u8(s),
@@ -617,7 +619,7 @@ impl QuotaTracker {
     /// them costs an admission nothing. Admitted totals may trail by the one
     /// bucket being rotated at the moment of reading.
     pub fn counters(&self) -> TenantCounters {
-        let mut refused = [0u64; 11];
+        let mut refused = [0u64; QuotaType::COUNT];
         for (r, a) in refused.iter_mut().zip(&self.refusals) {
             *r = a.load(Ordering::Relaxed);
         }
@@ -626,7 +628,7 @@ impl QuotaTracker {
             admitted_messages: self.window(MESSAGES).total(),
             admitted_requests: self.window(REQUESTS).total(),
             refused,
-            refused_not_active: self.refusals[11].load(Ordering::Relaxed),
+            refused_not_active: self.refusals[NOT_ACTIVE].load(Ordering::Relaxed),
         }
     }
 
@@ -715,7 +717,7 @@ pub struct TenantCounters {
     /// Requests admitted (every produce, consume and other request).
     pub admitted_requests: u64,
     /// Refusals by quota type, indexed like [`QuotaType::ALL`].
-    pub refused: [u64; 11],
+    pub refused: [u64; QuotaType::COUNT],
     /// Calls refused because the tenant was suspended or deleted.
     pub refused_not_active: u64,
 }
@@ -727,26 +729,9 @@ impl TenantCounters {
     }
 }
 
-/// The usage value a quota type limits.
-pub(crate) fn usage_of(usage: &Usage, q: QuotaType) -> Option<u64> {
-    Some(match q {
-        QuotaType::BytesPerSecond => usage.bytes_per_second,
-        QuotaType::MessagesPerSecond => usage.messages_per_second,
-        QuotaType::RequestsPerSecond => usage.requests_per_second,
-        QuotaType::Storage => usage.storage_bytes,
-        QuotaType::Topics => usage.topics,
-        QuotaType::Partitions => usage.partitions,
-        QuotaType::Connections => usage.connections,
-        QuotaType::Producers => usage.producers,
-        QuotaType::Consumers => usage.consumers,
-        QuotaType::ConsumerGroups => usage.consumer_groups,
-        QuotaType::RetentionHours => return None,
-    })
-}
-
 /// Percent of `q` in use (see [`QuotaTracker::utilization_percent`]).
 pub(crate) fn utilization(usage: &Usage, quotas: &Quotas, q: QuotaType) -> f64 {
-    let (Some(used), limit) = (usage_of(usage, q), quotas.get(q)) else {
+    let (Some(used), limit) = (usage.get(q), quotas.get(q)) else {
         return 0.0;
     };
     match limit {

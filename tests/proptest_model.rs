@@ -94,27 +94,10 @@ fn quotas() -> impl Strategy<Value = Quotas> {
     )
         .prop_map(|(mut q, field, v)| {
             let t = streambus_tenancy::QuotaType::ALL[field];
-            *field_mut(&mut q, t) = v;
+            q.set(t, v);
             q
         });
     prop_oneof![9 => valid, 1 => bad, 1 => Just(Quotas::default()), 1 => Just(Quotas::free_tier())]
-}
-
-fn field_mut(q: &mut Quotas, t: streambus_tenancy::QuotaType) -> &mut i64 {
-    use streambus_tenancy::QuotaType::*;
-    match t {
-        BytesPerSecond => &mut q.max_bytes_per_second,
-        MessagesPerSecond => &mut q.max_messages_per_second,
-        RequestsPerSecond => &mut q.max_requests_per_second,
-        Storage => &mut q.max_storage_bytes,
-        Topics => &mut q.max_topics,
-        Partitions => &mut q.max_partitions,
-        Connections => &mut q.max_connections,
-        Producers => &mut q.max_producers,
-        Consumers => &mut q.max_consumers,
-        ConsumerGroups => &mut q.max_consumer_groups,
-        RetentionHours => &mut q.max_retention_hours,
-    }
 }
 
 fn id() -> impl Strategy<Value = String> {

@@ -395,3 +395,58 @@ fn counters_track_admissions_and_refusals() {
     assert_eq!(c.refused_not_active, 1);
     assert_eq!(m.get_tenant("t").unwrap().status, TenantStatus::Suspended);
 }
+
+/// The one declaration of the quota types: every shape derived from it
+/// agrees with the others.
+#[test]
+fn the_declaration_is_consistent() {
+    use streambus_tenancy::{QuotaKind, Usage};
+    assert_eq!(QuotaType::ALL.len(), QuotaType::COUNT);
+    let mut q = Quotas::unlimited();
+    let mut usage = Usage::default();
+    for (i, t) in QuotaType::ALL.into_iter().enumerate() {
+        assert_eq!(t.index(), i);
+        assert_eq!(QuotaType::parse(t.as_str()), Some(t));
+        assert_eq!(
+            t.field_name(),
+            format!("max_{}", t.as_str()).replace("max_storage", "max_storage_bytes")
+        );
+        // The Go name is the field's in CamelCase.
+        let camel: String = t
+            .field_name()
+            .split('_')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect();
+        assert_eq!(t.go_name(), camel);
+        assert_eq!(t.is_rate(), t.kind() == QuotaKind::Rate, "{t}");
+        assert!(!t.description().is_empty());
+        // get and set reach one field each, in declaration order.
+        q.set(t, i as i64);
+        assert_eq!(q.get(t), i as i64);
+        // Usage has a value for every type but the ceiling.
+        assert_eq!(t.has_usage(), t.kind() != QuotaKind::Ceiling, "{t}");
+        usage.set(t, 100 + i as u64);
+        assert_eq!(usage.get(t), t.has_usage().then_some(100 + i as u64), "{t}");
+        // serde reads both names.
+        for name in [t.field_name(), t.go_name()] {
+            let json = format!("{{\"{name}\": 7}}");
+            let read: Quotas = serde_json::from_str(&json).unwrap();
+            assert_eq!(read.get(t), 7, "{name}");
+            let mut expected = Quotas::default();
+            expected.set(t, 7);
+            assert_eq!(read, expected, "{name}");
+        }
+    }
+    let values: Vec<i64> = q.iter().map(|(_, v)| v).collect();
+    assert_eq!(values, (0..QuotaType::COUNT as i64).collect::<Vec<_>>());
+    assert_eq!(Quotas::from_fn(|t| q.get(t)), q);
+    // The serialized field names are exactly the declared ones, in order.
+    let json = serde_json::to_value(q).unwrap();
+    let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+    let mut declared: Vec<&str> = QuotaType::ALL.iter().map(|t| t.field_name()).collect();
+    declared.sort_unstable();
+    assert_eq!(
+        keys, declared,
+        "serde_json sorts keys without preserve_order"
+    );
+}

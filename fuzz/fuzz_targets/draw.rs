@@ -66,27 +66,11 @@ pub fn quotas(u: &mut Unstructured<'_>) -> Result<Quotas> {
         _ => {
             let mut q = Quotas::unlimited();
             for t in QuotaType::ALL {
-                *field_mut(&mut q, t) = quota_value(u)?;
+                q.set(t, quota_value(u)?);
             }
             q
         }
     })
-}
-
-pub fn field_mut(q: &mut Quotas, t: QuotaType) -> &mut i64 {
-    match t {
-        QuotaType::BytesPerSecond => &mut q.max_bytes_per_second,
-        QuotaType::MessagesPerSecond => &mut q.max_messages_per_second,
-        QuotaType::RequestsPerSecond => &mut q.max_requests_per_second,
-        QuotaType::Storage => &mut q.max_storage_bytes,
-        QuotaType::Topics => &mut q.max_topics,
-        QuotaType::Partitions => &mut q.max_partitions,
-        QuotaType::Connections => &mut q.max_connections,
-        QuotaType::Producers => &mut q.max_producers,
-        QuotaType::Consumers => &mut q.max_consumers,
-        QuotaType::ConsumerGroups => &mut q.max_consumer_groups,
-        QuotaType::RetentionHours => &mut q.max_retention_hours,
-    }
 }
 
 pub fn id(u: &mut Unstructured<'_>) -> Result<String> {

@@ -13,7 +13,6 @@ use super::error::ApiError;
 use super::schema::{
     quota_max, QuotasPatch, TenantDescription, TenantId, TenantMetadata, TenantName, Tier,
 };
-use super::store::quotas_from;
 use crate::{QuotaType, Quotas, Tenant, TenantCounters, TenantStats, Usage, UNLIMITED};
 
 /// An error answer.
@@ -25,97 +24,10 @@ pub struct ErrorBody {
     pub code: String,
 }
 
-/// A tenant's quotas: `-1` is unlimited, `0` allows nothing. (Its OpenAPI
-/// schema is built from [`QuotaType::ALL`] and the validation's ranges.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QuotasJson {
-    /// Produce plus consume bytes per second.
-    pub max_bytes_per_second: i64,
-    /// Produce plus consume messages per second.
-    pub max_messages_per_second: i64,
-    /// Storage bytes.
-    pub max_storage_bytes: i64,
-    /// Topics held at once.
-    pub max_topics: i64,
-    /// Partitions held at once.
-    pub max_partitions: i64,
-    /// Concurrent connections.
-    pub max_connections: i64,
-    /// Concurrent producers.
-    pub max_producers: i64,
-    /// Concurrent consumers.
-    pub max_consumers: i64,
-    /// Consumer groups held at once.
-    pub max_consumer_groups: i64,
-    /// Requests per second.
-    pub max_requests_per_second: i64,
-    /// Longest retention, hours.
-    pub max_retention_hours: i64,
-}
-
-impl From<Quotas> for QuotasJson {
-    fn from(q: Quotas) -> Self {
-        // Destructured so that a new engine field fails to compile here.
-        let Quotas {
-            max_bytes_per_second,
-            max_messages_per_second,
-            max_storage_bytes,
-            max_topics,
-            max_partitions,
-            max_connections,
-            max_producers,
-            max_consumers,
-            max_consumer_groups,
-            max_requests_per_second,
-            max_retention_hours,
-        } = q;
-        QuotasJson {
-            max_bytes_per_second,
-            max_messages_per_second,
-            max_storage_bytes,
-            max_topics,
-            max_partitions,
-            max_connections,
-            max_producers,
-            max_consumers,
-            max_consumer_groups,
-            max_requests_per_second,
-            max_retention_hours,
-        }
-    }
-}
-
-impl From<QuotasJson> for Quotas {
-    fn from(q: QuotasJson) -> Self {
-        // Destructured so that a new field fails to compile here.
-        let QuotasJson {
-            max_bytes_per_second,
-            max_messages_per_second,
-            max_storage_bytes,
-            max_topics,
-            max_partitions,
-            max_connections,
-            max_producers,
-            max_consumers,
-            max_consumer_groups,
-            max_requests_per_second,
-            max_retention_hours,
-        } = q;
-        Quotas {
-            max_bytes_per_second,
-            max_messages_per_second,
-            max_storage_bytes,
-            max_topics,
-            max_partitions,
-            max_connections,
-            max_producers,
-            max_consumers,
-            max_consumer_groups,
-            max_requests_per_second,
-            max_retention_hours,
-        }
-    }
-}
+/// A tenant's quotas as the API speaks them: the engine's [`Quotas`], whose
+/// OpenAPI schema is built from [`QuotaType::ALL`] and the validation's
+/// ranges.
+pub type QuotasJson = Quotas;
 
 /// Lifecycle state of a tenant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -161,7 +73,7 @@ impl From<Tenant> for TenantJson {
             description: t.description,
             created_at: unix_secs(t.created_at),
             updated_at: unix_secs(t.updated_at),
-            quotas: t.quotas.into(),
+            quotas: t.quotas,
             metadata: t.metadata,
             status: t.status.as_str().to_owned(),
         }
@@ -183,64 +95,8 @@ pub struct TenantListJson {
     pub next: Option<String>,
 }
 
-/// A tenant's usage now. Rates are per second over the window.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct UsageJson {
-    /// Whose usage.
-    #[schema(value_type = TenantId)]
-    pub tenant_id: String,
-    /// Connections held.
-    pub connections: u64,
-    /// Producers held.
-    pub producers: u64,
-    /// Consumers held.
-    pub consumers: u64,
-    /// Consumer groups held.
-    pub consumer_groups: u64,
-    /// Topics held.
-    pub topics: u64,
-    /// Partitions held.
-    pub partitions: u64,
-    /// Storage last reported, bytes.
-    pub storage_bytes: u64,
-    /// Bytes per second.
-    pub bytes_per_second: u64,
-    /// Messages per second.
-    pub messages_per_second: u64,
-    /// Requests per second.
-    pub requests_per_second: u64,
-}
-
-impl From<Usage> for UsageJson {
-    fn from(u: Usage) -> Self {
-        let Usage {
-            tenant_id,
-            connections,
-            producers,
-            consumers,
-            consumer_groups,
-            topics,
-            partitions,
-            storage_bytes,
-            bytes_per_second,
-            messages_per_second,
-            requests_per_second,
-        } = u;
-        UsageJson {
-            tenant_id,
-            connections,
-            producers,
-            consumers,
-            consumer_groups,
-            topics,
-            partitions,
-            storage_bytes,
-            bytes_per_second,
-            messages_per_second,
-            requests_per_second,
-        }
-    }
-}
+/// A tenant's usage as the API speaks it: the engine's [`Usage`].
+pub type UsageJson = Usage;
 
 /// Lifetime admitted and refused counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -315,7 +171,7 @@ impl StatsJson {
     pub(crate) fn new(stats: TenantStats, alerts: &[Alert], counters: TenantCounters) -> Self {
         StatsJson {
             tenant: stats.tenant.into(),
-            usage: stats.usage.into(),
+            usage: stats.usage,
             utilization: stats.utilization,
             alerts: alerts.iter().map(AlertJson::from).collect(),
             counters: counters.into(),
@@ -455,21 +311,6 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result
     Ok(value)
 }
 
-/// The seed's Go name of a quota field: `max_bytes_per_second` becomes
-/// `MaxBytesPerSecond`.
-fn go_name(field: &str) -> String {
-    field
-        .split('_')
-        .map(|w| {
-            let mut c = w.chars();
-            match c.next() {
-                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
-                None => String::new(),
-            }
-        })
-        .collect()
-}
-
 /// A JSON number that is an integer in the `i64` range: `5`, and also
 /// `5.0` or `5e0` (JSON Schema's `integer` admits those too).
 fn integer(value: &Value) -> Option<i64> {
@@ -485,11 +326,11 @@ fn integer(value: &Value) -> Option<i64> {
 /// Go names, values integers of at least -1. Errors name the field.
 pub(crate) fn quotas_overlay(base: Quotas, patch: &Map<String, Value>) -> Result<Quotas, ApiError> {
     let mut values = QuotaType::ALL.map(|q| base.get(q));
-    let mut seen = [false; 11];
+    let mut seen = [false; QuotaType::COUNT];
     for (key, value) in patch {
         let Some(q) = QuotaType::ALL
             .into_iter()
-            .find(|q| q.field_name() == key || go_name(q.field_name()) == *key)
+            .find(|q| q.field_name() == key || q.go_name() == key)
         else {
             let known: Vec<&str> = QuotaType::ALL.iter().map(|q| q.field_name()).collect();
             return Err(ApiError::new(
@@ -521,7 +362,7 @@ pub(crate) fn quotas_overlay(base: Quotas, patch: &Map<String, Value>) -> Result
         };
         values[q.index()] = v;
     }
-    let quotas = quotas_from(&values);
+    let quotas = Quotas::from_fn(|q| values[q.index()]);
     quotas.validate()?;
     Ok(quotas)
 }
@@ -533,8 +374,8 @@ mod tests {
 
     #[test]
     fn go_names() {
-        assert_eq!(go_name("max_bytes_per_second"), "MaxBytesPerSecond");
-        assert_eq!(go_name("max_consumer_groups"), "MaxConsumerGroups");
+        assert_eq!(QuotaType::BytesPerSecond.go_name(), "MaxBytesPerSecond");
+        assert_eq!(QuotaType::ConsumerGroups.go_name(), "MaxConsumerGroups");
     }
 
     #[test]

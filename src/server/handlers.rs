@@ -355,7 +355,7 @@ pub(crate) async fn tenant_usage(
     State(state): State<ApiState>,
     TenantIdPath(id): TenantIdPath,
 ) -> Result<Json<UsageJson>, ApiError> {
-    Ok(Json(state.admin.manager().get_usage(&id)?.into()))
+    Ok(Json(state.admin.manager().get_usage(&id)?))
 }
 
 /// Percent in use of each limited quota (0 for unlimited).

@@ -67,7 +67,7 @@ use super::alerts::{AlertLevel, Alerts};
 use super::health::FollowerStatus;
 use super::scrape::Gate;
 use crate::sync::StdArc;
-use crate::tracker::{usage_of, utilization};
+use crate::tracker::utilization;
 use crate::{Manager, QuotaType, Quotas, TenantCounters, TenantStatus, Usage};
 
 /// Which tenants get per-tenant series (every series with a `tenant` label).
@@ -106,9 +106,9 @@ impl TenantSeries {
         match self {
             TenantSeries::All => true,
             TenantSeries::None => false,
-            TenantSeries::AboveUtilization(percent) => USAGE_QUOTAS
-                .iter()
-                .any(|q| utilization(usage, quotas, *q) >= f64::from(percent)),
+            TenantSeries::AboveUtilization(percent) => {
+                usage_quotas().any(|q| utilization(usage, quotas, q) >= f64::from(percent))
+            }
         }
     }
 }
@@ -395,8 +395,8 @@ impl Snapshot {
         let help = "Usage now: count held, storage bytes, or rate per second over the window.";
         w.header(name, help, "gauge")?;
         for r in all {
-            for q in USAGE_QUOTAS {
-                let v = usage_of(&r.usage, q).unwrap_or(0);
+            for q in usage_quotas() {
+                let v = r.usage.get(q).unwrap_or(0);
                 w.sample(name, &r.id, Some(("quota", q.as_str())), v)?;
             }
         }
@@ -416,7 +416,7 @@ impl Snapshot {
         let help = "Usage as a percentage of the limit (0 when unlimited).";
         w.header(name, help, "gauge")?;
         for r in all {
-            for q in USAGE_QUOTAS {
+            for q in usage_quotas() {
                 let u = utilization(&r.usage, &r.quotas, q);
                 w.sample(name, &r.id, Some(("quota", q.as_str())), u)?;
             }
@@ -639,18 +639,9 @@ impl AlertLevels {
 const _: () = assert!(QuotaType::ALL.len() * AlertLevels::BITS <= u32::BITS as usize);
 
 /// Quotas with a usage value (all but retention).
-const USAGE_QUOTAS: [QuotaType; 10] = [
-    QuotaType::BytesPerSecond,
-    QuotaType::MessagesPerSecond,
-    QuotaType::RequestsPerSecond,
-    QuotaType::Storage,
-    QuotaType::Topics,
-    QuotaType::Partitions,
-    QuotaType::Connections,
-    QuotaType::Producers,
-    QuotaType::Consumers,
-    QuotaType::ConsumerGroups,
-];
+fn usage_quotas() -> impl Iterator<Item = QuotaType> {
+    QuotaType::ALL.into_iter().filter(|q| q.has_usage())
+}
 
 #[cfg(test)]
 mod tests {

@@ -85,7 +85,7 @@ mod redis_conn;
 #[cfg(feature = "cluster")]
 mod redis_store;
 mod router;
-mod schema;
+pub(crate) mod schema;
 mod scrape;
 mod store;
 

@@ -27,8 +27,8 @@ use utoipa::{PartialSchema, ToSchema};
 use super::admin::{
     MAX_DESCRIPTION_LEN, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_LEN, MAX_METADATA_VALUE_LEN,
 };
-use super::api::QuotasJson;
 use super::config::Tiers;
+use crate::Quotas;
 use crate::{QuotaType, MAX_NAME_LEN, MAX_RATE_QUOTA, MAX_TENANT_ID_LEN, UNLIMITED};
 
 /// The characters [`validate_tenant_id`](crate::validate_tenant_id)
@@ -118,23 +118,6 @@ fn tier(tiers: &Tiers) -> Object {
         .build()
 }
 
-/// What a quota limits, for its description.
-fn quota_meaning(q: QuotaType) -> &'static str {
-    match q {
-        QuotaType::BytesPerSecond => "Produce plus consume bytes per second",
-        QuotaType::MessagesPerSecond => "Produce plus consume messages per second",
-        QuotaType::RequestsPerSecond => "Requests per second",
-        QuotaType::Storage => "Storage bytes",
-        QuotaType::Topics => "Topics held at once",
-        QuotaType::Partitions => "Partitions held at once",
-        QuotaType::Connections => "Concurrent connections",
-        QuotaType::Producers => "Concurrent producers",
-        QuotaType::Consumers => "Concurrent consumers",
-        QuotaType::ConsumerGroups => "Consumer groups held at once",
-        QuotaType::RetentionHours => "Longest retention, hours",
-    }
-}
-
 /// The largest value of a quota that [`Quotas::validate`](crate::Quotas::validate)
 /// accepts.
 pub(crate) fn quota_max(q: QuotaType) -> i64 {
@@ -156,7 +139,7 @@ fn quota(q: QuotaType) -> Object {
         .maximum(Some(max))
         .description(Some(format!(
             "{}: {UNLIMITED} is unlimited, 0 allows nothing; at most {max}",
-            quota_meaning(q)
+            q.description()
         )))
         .build()
 }
@@ -175,7 +158,7 @@ fn quotas(whole: bool) -> ObjectBuilder {
         })
 }
 
-impl PartialSchema for QuotasJson {
+impl PartialSchema for Quotas {
     fn schema() -> RefOr<Schema> {
         quotas(true)
             .description(Some(format!(
@@ -186,7 +169,7 @@ impl PartialSchema for QuotasJson {
     }
 }
 
-impl ToSchema for QuotasJson {
+impl ToSchema for Quotas {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("QuotasJson")
     }

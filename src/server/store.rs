@@ -404,7 +404,7 @@ struct RowValues {
     status: String,
     created_at_ns: i64,
     updated_at_ns: i64,
-    quotas: [i64; 11],
+    quotas: [i64; QuotaType::COUNT],
 }
 
 impl RowValues {
@@ -431,7 +431,7 @@ impl RowValues {
 }
 
 fn row_values(r: &rusqlite::Row<'_>) -> rusqlite::Result<RowValues> {
-    let mut quotas = [0i64; 11];
+    let mut quotas = [0i64; QuotaType::COUNT];
     for (i, q) in quotas.iter_mut().enumerate() {
         *q = r.get(FIXED_COLUMNS.len() + i)?;
     }
@@ -469,21 +469,8 @@ fn tenant_from_row(v: RowValues) -> Result<Tenant, StoreError> {
 }
 
 /// Builds `Quotas` from values in [`QuotaType::ALL`] order.
-pub(crate) fn quotas_from(values: &[i64; 11]) -> Quotas {
-    let v = |q: QuotaType| values[q.index()];
-    Quotas {
-        max_bytes_per_second: v(QuotaType::BytesPerSecond),
-        max_messages_per_second: v(QuotaType::MessagesPerSecond),
-        max_storage_bytes: v(QuotaType::Storage),
-        max_topics: v(QuotaType::Topics),
-        max_partitions: v(QuotaType::Partitions),
-        max_connections: v(QuotaType::Connections),
-        max_producers: v(QuotaType::Producers),
-        max_consumers: v(QuotaType::Consumers),
-        max_consumer_groups: v(QuotaType::ConsumerGroups),
-        max_requests_per_second: v(QuotaType::RequestsPerSecond),
-        max_retention_hours: v(QuotaType::RetentionHours),
-    }
+pub(crate) fn quotas_from(values: &[i64; QuotaType::COUNT]) -> Quotas {
+    Quotas::from_fn(|q| values[q.index()])
 }
 
 pub(crate) fn to_nanos(t: SystemTime) -> i64 {

@@ -22,11 +22,9 @@
     ["partitions", "max_partitions", "partitions"],
     ["storage_bytes", "max_storage_bytes", "storage bytes"],
   ];
-  const QUOTAS = [
-    "max_bytes_per_second", "max_messages_per_second", "max_requests_per_second",
-    "max_storage_bytes", "max_topics", "max_partitions", "max_connections",
-    "max_producers", "max_consumers", "max_consumer_groups", "max_retention_hours",
-  ];
+  // The quota fields, in the server's order: the keys of a tenant's
+  // `quotas` (every answer carries them all), set by the quota form.
+  let QUOTAS = [];
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, props, ...children) => {
@@ -346,6 +344,7 @@
     const admin = state.role === "admin";
     if (shownTenant === tenant.id && box.childElementCount) return;
     shownTenant = tenant.id;
+    QUOTAS = Object.keys(tenant.quotas);
     box.replaceChildren(...QUOTAS.map((q) => {
       const input = el("input", { id: "q-" + q, name: q, type: "text", inputmode: "numeric",
         value: String(tenant.quotas[q]), "aria-describedby": "q-" + q + "-err" });

@@ -8,59 +8,22 @@ use std::time::Duration;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use streambus_tenancy::server::{StatsJson, TenantJson, UsageJson};
-use streambus_tenancy::{QuotaType, Quotas};
-
-/// How a quota's values read.
-enum Unit {
-    Bytes,
-    BytesPerSecond,
-    PerSecond(&'static str),
-    Count,
-    Hours,
-}
-
-fn unit(q: QuotaType) -> Unit {
-    match q {
-        QuotaType::BytesPerSecond => Unit::BytesPerSecond,
-        QuotaType::MessagesPerSecond => Unit::PerSecond("msg/s"),
-        QuotaType::RequestsPerSecond => Unit::PerSecond("req/s"),
-        QuotaType::Storage => Unit::Bytes,
-        QuotaType::Topics
-        | QuotaType::Partitions
-        | QuotaType::Connections
-        | QuotaType::Producers
-        | QuotaType::Consumers
-        | QuotaType::ConsumerGroups => Unit::Count,
-        QuotaType::RetentionHours => Unit::Hours,
-    }
-}
+use streambus_tenancy::{QuotaType, QuotaUnit};
 
 /// The usage a quota limits (retention has none).
 fn used(u: &UsageJson, q: QuotaType) -> Option<u64> {
-    Some(match q {
-        QuotaType::BytesPerSecond => u.bytes_per_second,
-        QuotaType::MessagesPerSecond => u.messages_per_second,
-        QuotaType::RequestsPerSecond => u.requests_per_second,
-        QuotaType::Storage => u.storage_bytes,
-        QuotaType::Topics => u.topics,
-        QuotaType::Partitions => u.partitions,
-        QuotaType::Connections => u.connections,
-        QuotaType::Producers => u.producers,
-        QuotaType::Consumers => u.consumers,
-        QuotaType::ConsumerGroups => u.consumer_groups,
-        QuotaType::RetentionHours => return None,
-    })
+    u.get(q)
 }
 
 /// A value of quota `q` in its unit.
 fn human(q: QuotaType, v: u64) -> String {
-    match unit(q) {
-        Unit::Bytes => bytes(v),
-        Unit::BytesPerSecond => format!("{}/s", bytes(v)),
-        Unit::PerSecond(u) => format!("{} {u}", grouped(v)),
-        Unit::Count => grouped(v),
-        Unit::Hours if v > 0 && v.is_multiple_of(24) => format!("{} d", grouped(v / 24)),
-        Unit::Hours => format!("{} h", grouped(v)),
+    match q.unit() {
+        QuotaUnit::Bytes => bytes(v),
+        QuotaUnit::BytesPerSecond => format!("{}/s", bytes(v)),
+        QuotaUnit::PerSecond(u) => format!("{} {u}", grouped(v)),
+        QuotaUnit::Hours if v > 0 && v.is_multiple_of(24) => format!("{} d", grouped(v / 24)),
+        QuotaUnit::Hours => format!("{} h", grouped(v)),
+        _ => grouped(v),
     }
 }
 
@@ -131,7 +94,7 @@ pub(super) fn list_table(tenants: &[TenantJson], footer: &str) -> String {
         "CREATED",
     ]);
     for x in tenants {
-        let q = Quotas::from(x.quotas);
+        let q = x.quotas;
         let lim = |qt: QuotaType| right(limit(qt, q.get(qt)));
         t.add_row(vec![
             Cell::new(&x.id),
@@ -161,7 +124,7 @@ pub(super) fn tenant_table(x: &TenantJson) -> String {
     for (k, v) in &x.metadata {
         t.add_row(vec![format!("metadata.{k}"), v.clone()]);
     }
-    let quotas = Quotas::from(x.quotas);
+    let quotas = x.quotas;
     for q in QuotaType::ALL {
         t.add_row(vec![
             Cell::new(q.field_name()),
@@ -179,7 +142,7 @@ pub(super) fn stats_table(s: &StatsJson) -> String {
         .iter()
         .map(|a| (a.quota.as_str(), a.level.as_str()))
         .collect();
-    let quotas = Quotas::from(s.tenant.quotas);
+    let quotas = s.tenant.quotas;
     let mut t = table();
     t.set_header(vec![
         "QUOTA",
