@@ -8,7 +8,7 @@ use smol_str::SmolStr;
 use crate::clock::{Geometry, TickClock};
 use crate::registry::Registry;
 use crate::sync::{Arc, StdArc};
-use crate::tenant::{validate_name, validate_tenant_id, TenantInfo};
+use crate::tenant::{from_nanos, to_nanos, validate_name, validate_tenant_id, TenantInfo};
 use crate::tracker::{utilization, Held, QuotaTracker};
 use crate::{
     Error, HeldUsage, Permit, QuotaType, Quotas, Tenant, TenantPage, TenantStats, TenantStatus,
@@ -272,8 +272,8 @@ impl Manager {
         let info = TenantInfo {
             name: t.name.as_str().into(),
             description: t.description.as_str().into(),
-            created_at: t.created_at,
-            updated_at: t.updated_at,
+            created_at_ns: to_nanos(t.created_at),
+            updated_at_ns: to_nanos(t.updated_at),
             metadata: t.metadata.clone(),
         };
         let tracker = QuotaTracker::new(
@@ -354,7 +354,7 @@ impl Manager {
             if let Some(m) = &update.metadata {
                 info.metadata = m.clone();
             }
-            info.updated_at = SystemTime::now();
+            info.updated_at_ns = to_nanos(SystemTime::now());
             info
         });
         Ok(tenant_of(&tracker))
@@ -388,8 +388,8 @@ impl Manager {
         tracker.info.rcu(|old| TenantInfo {
             name: tenant.name.as_str().into(),
             description: tenant.description.as_str().into(),
-            created_at: old.created_at,
-            updated_at: tenant.updated_at,
+            created_at_ns: old.created_at_ns,
+            updated_at_ns: to_nanos(tenant.updated_at),
             metadata: tenant.metadata.clone(),
         });
         let from = [TenantStatus::Active, TenantStatus::Suspended];
@@ -520,7 +520,7 @@ impl Manager {
             Ok(()) => {
                 tracker.info.rcu(|old| {
                     let mut info = (**old).clone();
-                    info.updated_at = SystemTime::now();
+                    info.updated_at_ns = to_nanos(SystemTime::now());
                     info
                 });
                 tracing::info!(tenant = %id, status = %to, "tenant status changed");
@@ -839,8 +839,8 @@ fn tenant_of(t: &QuotaTracker) -> Tenant {
         id: t.id().to_owned(),
         name: info.name.to_string(),
         description: info.description.to_string(),
-        created_at: info.created_at,
-        updated_at: info.updated_at,
+        created_at: from_nanos(info.created_at_ns),
+        updated_at: from_nanos(info.updated_at_ns),
         quotas: t.quotas(),
         metadata: info.metadata.clone(),
         status: t.status(),

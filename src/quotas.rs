@@ -42,6 +42,7 @@ quota_list! {
     /// | connections / producers / consumers | 100 / 50 / 100 |
     /// | consumer groups | 50 |
     /// | retention | 168 h (7 days) |
+    /// | connections opened/s | unlimited |
     ///
     /// # Examples
     ///
@@ -165,6 +166,17 @@ quota_list! {
         unit: QuotaUnit::Hours,
         default: 168,
         describe: "Longest retention, hours",
+    }
+    /// Connections opened per second (against reconnect storms; Kafka's
+    /// KIP-612). Checked before the connection count, over the window.
+    ConnectionCreationRate = "connection_creation_rate" {
+        field: max_connection_creation_rate,
+        go: "MaxConnectionCreationRate",
+        kind: Rate,
+        unit: QuotaUnit::PerSecond("conn/s"),
+        default: UNLIMITED,
+        describe: "Connections opened per second",
+        usage: connection_creation_rate "Connections opened per second over the window.",
     }
 }
 

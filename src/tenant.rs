@@ -3,7 +3,7 @@
 use crate::Usage;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::{Error, Quotas};
 
@@ -184,9 +184,29 @@ pub struct TenantPage {
 pub(crate) struct TenantInfo {
     pub(crate) name: Box<str>,
     pub(crate) description: Box<str>,
-    pub(crate) created_at: SystemTime,
-    pub(crate) updated_at: SystemTime,
+    /// Nanoseconds since the Unix epoch ([`to_nanos`]): 8 bytes where a
+    /// `SystemTime` takes 16, exact from 1677 to 2262.
+    pub(crate) created_at_ns: i64,
+    pub(crate) updated_at_ns: i64,
     pub(crate) metadata: BTreeMap<String, String>,
+}
+
+/// A time as nanoseconds since the Unix epoch, saturating outside the `i64`
+/// range (years 1677 to 2262).
+pub(crate) fn to_nanos(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+/// [`to_nanos`] back.
+pub(crate) fn from_nanos(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
 }
 
 /// Checks a tenant id: 1 to [`MAX_TENANT_ID_LEN`] characters of

@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::clock::{Now, TickClock};
 use crate::counter::Counter;
 use crate::quotas::QuotaCell;
-use crate::sync::{AtomicU64, AtomicU8, Ordering, StdArc};
+use crate::sync::{AtomicU32, AtomicU64, AtomicU8, Ordering, StdArc};
 use crate::tenant::TenantInfo;
 use crate::window::{Fast, Refused, Window, WindowHead};
 use crate::{Error, HeldUsage, QuotaError, QuotaType, Quotas, TenantStatus, Usage};
@@ -30,6 +30,10 @@ use crate::{Error, HeldUsage, QuotaError, QuotaType, Quotas, TenantStatus, Usage
 const BYTES: usize = 0;
 const MESSAGES: usize = 1;
 const REQUESTS: usize = 2;
+/// The window of connections opened (`max_connection_creation_rate`).
+const OPENED: usize = 3;
+/// Rate windows per tenant: bytes, messages, requests, connections opened.
+const WINDOWS: usize = 4;
 /// The slot of `QuotaTracker::refusals` counting refusals of a tenant not active.
 const NOT_ACTIVE: usize = QuotaType::COUNT;
 const RATE_TYPES: [QuotaType; 3] = [
@@ -101,17 +105,23 @@ pub struct QuotaTracker {
     state: AtomicU8,
     clock: StdArc<TickClock>,
     quotas: QuotaCell,
+    /// The produce path's windows: bytes, messages, requests.
     heads: [WindowHead; 3],
     // ---- 128 bytes: the rest is read on rotations, counts and reports.
     /// Each window's lifetime total less its open head (see `Window`).
-    archived: [AtomicU64; 3],
+    archived: [AtomicU64; WINDOWS],
+    /// The window of connections opened, read only when a connection is
+    /// added (so it stays out of the produce path's lines).
+    opened: WindowHead,
     slots: Slots,
     id: StdArc<str>,
     counts: [Counter; 6],
     storage: Counter,
     /// Refusals by `QuotaType` index (`QuotaType::ALL` order), then one slot
     /// for refusals because the tenant was not active. Written on refusal only.
-    refusals: [AtomicU64; QuotaType::COUNT + 1],
+    /// 32 bits each (they wrap after 2^32 refusals, which a Prometheus
+    /// `rate()` reads as a counter reset): 52 bytes a tenant less than 64.
+    refusals: [AtomicU32; QuotaType::COUNT + 1],
     pub(crate) info: arc_swap::ArcSwap<TenantInfo>,
 }
 
@@ -139,7 +149,8 @@ impl QuotaTracker {
             quotas: QuotaCell::new(quotas),
             heads: Default::default(),
             archived: Default::default(),
-            slots: Slots::new(3 * n),
+            opened: WindowHead::default(),
+            slots: Slots::new(WINDOWS * n),
             counts: Default::default(),
             storage: Counter::new(),
             refusals: Default::default(),
@@ -203,10 +214,14 @@ impl QuotaTracker {
     fn window(&self, rate: usize) -> Window<'_> {
         let geometry = self.clock.geometry();
         Window::new(
-            &self.heads[rate],
+            if rate == OPENED {
+                &self.opened
+            } else {
+                &self.heads[rate]
+            },
             &self.archived[rate],
-            self.slots.get(),
-            (3, rate, geometry.buckets),
+            self.slots.get(WINDOWS * geometry.buckets as usize),
+            (WINDOWS, rate, geometry.buckets),
             geometry.bucket_nanos,
         )
     }
@@ -447,11 +462,83 @@ impl QuotaTracker {
 
     #[inline]
     pub(crate) fn acquire(&self, held: Held) -> Result<(), Error> {
+        if held == Held::Connections {
+            return self.open_connection();
+        }
         self.check_active()?;
         let limit = self.quotas.load().get(held.quota_type());
         self.counts[held as usize]
             .try_acquire(1, limit)
             .map_err(|current| self.quota_error(held.quota_type(), current, limit))
+    }
+
+    /// Takes one connection: first one opening in the connection-creation
+    /// window (`max_connection_creation_rate`), then one of the count
+    /// (`max_connections`), both decided from one version of the quotas. A
+    /// refusal by the count takes the opening back, so a refused connection
+    /// does not use up the rate.
+    fn open_connection(&self) -> Result<(), Error> {
+        self.check_active()?;
+        let q = self.quotas.load();
+        let rate = q.max_connection_creation_rate;
+        let geometry = *self.clock.geometry();
+        let mut now = self.clock.now();
+        let window = self.window(OPENED);
+        let limit = if rate < 0 {
+            u64::MAX
+        } else {
+            geometry.window_limit(rate as u64)
+        };
+        if limit == 0 {
+            // One opening can never fit: refused without writing the window,
+            // as `admit_rates` refuses an amount over its limit.
+            let used = window.used(now);
+            return Err(self.rate_error(
+                QuotaType::ConnectionCreationRate,
+                geometry.per_second(used),
+                rate,
+                None,
+            ));
+        }
+        let counted = match window.try_admit(&mut now, 1, limit) {
+            Ok(counted) => counted,
+            Err(refused) => {
+                let retry = window.retry_after(now, 1, limit, Some(refused.used));
+                return Err(self.rate_error(
+                    QuotaType::ConnectionCreationRate,
+                    geometry.per_second(refused.used),
+                    rate,
+                    retry,
+                ));
+            }
+        };
+        let limit = q.max_connections;
+        self.counts[Held::Connections as usize]
+            .try_acquire(1, limit)
+            .map_err(|current| {
+                let (tick, added) = counted;
+                window.unrecord(tick, added);
+                self.quota_error(QuotaType::Connections, current, limit)
+            })
+    }
+
+    /// A rate refusal with its `retry_after`.
+    #[cold]
+    #[inline(never)]
+    fn rate_error(
+        &self,
+        quota_type: QuotaType,
+        per_second: u64,
+        limit: i64,
+        retry_after: Option<Duration>,
+    ) -> Error {
+        match self.quota_error(quota_type, per_second, limit) {
+            Error::QuotaExceeded(mut e) => {
+                e.retry_after = retry_after;
+                Error::QuotaExceeded(e)
+            }
+            other => other,
+        }
     }
 
     #[inline]
@@ -621,14 +708,14 @@ impl QuotaTracker {
     pub fn counters(&self) -> TenantCounters {
         let mut refused = [0u64; QuotaType::COUNT];
         for (r, a) in refused.iter_mut().zip(&self.refusals) {
-            *r = a.load(Ordering::Relaxed);
+            *r = u64::from(a.load(Ordering::Relaxed));
         }
         TenantCounters {
             admitted_bytes: self.window(BYTES).total(),
             admitted_messages: self.window(MESSAGES).total(),
             admitted_requests: self.window(REQUESTS).total(),
             refused,
-            refused_not_active: self.refusals[NOT_ACTIVE].load(Ordering::Relaxed),
+            refused_not_active: u64::from(self.refusals[NOT_ACTIVE].load(Ordering::Relaxed)),
         }
     }
 
@@ -658,6 +745,7 @@ impl QuotaTracker {
             bytes_per_second: rate(BYTES),
             messages_per_second: rate(MESSAGES),
             requests_per_second: rate(REQUESTS),
+            connection_creation_rate: rate(OPENED),
         }
     }
 
@@ -677,30 +765,32 @@ impl QuotaTracker {
 /// window has 10); longer windows keep theirs in a boxed slice.
 const INLINE_BUCKETS: usize = 10;
 
-/// The three windows' slots, interleaved: bytes, messages, requests of tick
-/// index 0, then of index 1, ...
+/// The four windows' slots, interleaved: bytes, messages, requests and
+/// connections opened of tick index 0, then of index 1, ... (a tick's three
+/// produce-path slots share one 32-byte group).
 #[derive(Debug)]
 struct Slots {
-    inline: [AtomicU64; 3 * INLINE_BUCKETS],
-    /// `Some` when the window has more than [`INLINE_BUCKETS`] buckets.
-    heap: Option<Box<[AtomicU64]>>,
-    /// Slots in use (`3 * buckets`).
-    len: usize,
+    inline: [AtomicU64; WINDOWS * INLINE_BUCKETS],
+    /// `Some` when the window has more than [`INLINE_BUCKETS`] buckets
+    /// (boxed twice so that the inline case pays one word for it).
+    #[allow(clippy::box_collection)]
+    heap: Option<Box<Box<[AtomicU64]>>>,
 }
 
 impl Slots {
     fn new(len: usize) -> Slots {
         Slots {
             inline: std::array::from_fn(|_| AtomicU64::new(0)),
-            heap: (len > 3 * INLINE_BUCKETS).then(|| (0..len).map(|_| AtomicU64::new(0)).collect()),
-            len,
+            heap: (len > WINDOWS * INLINE_BUCKETS)
+                .then(|| Box::new((0..len).map(|_| AtomicU64::new(0)).collect())),
         }
     }
 
+    /// The first `len` slots (`WINDOWS * buckets`, as at [`Slots::new`]).
     #[inline]
-    fn get(&self) -> &[AtomicU64] {
+    fn get(&self, len: usize) -> &[AtomicU64] {
         match &self.heap {
-            None => &self.inline[..self.len],
+            None => &self.inline[..len],
             Some(heap) => heap,
         }
     }

@@ -334,7 +334,7 @@ fn invalid_quotas_name_the_field() {
     for q in QuotaType::ALL {
         for bad in [-2, i64::MIN] {
             let mut quotas = Quotas::default();
-            set(&mut quotas, q, bad);
+            quotas.set(q, bad);
             let e = m.create_tenant("new", "N", quotas).unwrap_err();
             assert_eq!(
                 e,
@@ -348,14 +348,14 @@ fn invalid_quotas_name_the_field() {
         // Every count quota takes any non-negative i64; rate quotas stop at
         // what a window can count exactly.
         let mut quotas = Quotas::default();
-        set(&mut quotas, q, i64::MAX);
+        quotas.set(q, i64::MAX);
         let r = m.update_tenant("t", None, Some(quotas));
         if q.is_rate() {
             assert!(
                 matches!(&r, Err(Error::InvalidQuotas(m)) if m.contains(q.field_name())),
                 "{r:?}"
             );
-            set(&mut quotas, q, MAX_RATE_QUOTA);
+            quotas.set(q, MAX_RATE_QUOTA);
             m.update_tenant("t", None, Some(quotas)).unwrap();
         } else {
             r.unwrap();
@@ -364,22 +364,6 @@ fn invalid_quotas_name_the_field() {
     // A refused update changes nothing.
     assert!(m.get_tenant("t").unwrap().quotas.max_topics != -2);
     assert!(m.get_tenant("new").is_err());
-}
-
-fn set(q: &mut Quotas, t: QuotaType, v: i64) {
-    match t {
-        QuotaType::BytesPerSecond => q.max_bytes_per_second = v,
-        QuotaType::MessagesPerSecond => q.max_messages_per_second = v,
-        QuotaType::RequestsPerSecond => q.max_requests_per_second = v,
-        QuotaType::Storage => q.max_storage_bytes = v,
-        QuotaType::Topics => q.max_topics = v,
-        QuotaType::Partitions => q.max_partitions = v,
-        QuotaType::Connections => q.max_connections = v,
-        QuotaType::Producers => q.max_producers = v,
-        QuotaType::Consumers => q.max_consumers = v,
-        QuotaType::ConsumerGroups => q.max_consumer_groups = v,
-        QuotaType::RetentionHours => q.max_retention_hours = v,
-    }
 }
 
 #[test]

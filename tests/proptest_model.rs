@@ -16,7 +16,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::FileFailurePersistence;
-use streambus_tenancy::{HeldUsage, Quotas, TenantStatus, MAX_RATE_QUOTA};
+use streambus_tenancy::{HeldUsage, QuotaType, Quotas, TenantStatus, MAX_RATE_QUOTA};
 
 use model::diff::{invalid_ids, names, valid_ids, Call, Harness, Op};
 use model::{Held, EDGE_AMOUNTS, ROUND_AMOUNTS};
@@ -63,24 +63,8 @@ fn valid_quota() -> impl Strategy<Value = i64> {
 }
 
 fn valid_quotas() -> impl Strategy<Value = Quotas> {
-    (
-        (valid_quota(), valid_quota(), valid_quota(), valid_quota()),
-        (valid_quota(), valid_quota(), valid_quota(), valid_quota()),
-        (valid_quota(), valid_quota(), valid_quota()),
-    )
-        .prop_map(|((b, m, s, t), (p, c, pr, co), (g, r, h))| Quotas {
-            max_bytes_per_second: b,
-            max_messages_per_second: m,
-            max_storage_bytes: s,
-            max_topics: t,
-            max_partitions: p,
-            max_connections: c,
-            max_producers: pr,
-            max_consumers: co,
-            max_consumer_groups: g,
-            max_requests_per_second: r,
-            max_retention_hours: h,
-        })
+    proptest::collection::vec(valid_quota(), QuotaType::COUNT)
+        .prop_map(|v| Quotas::from_fn(|q| v[q.index()]))
 }
 
 fn quotas() -> impl Strategy<Value = Quotas> {
@@ -89,11 +73,11 @@ fn quotas() -> impl Strategy<Value = Quotas> {
     // at i64::MAX (which is allowed).
     let bad = (
         valid_quotas(),
-        0usize..11,
+        0..QuotaType::COUNT,
         select(vec![-2i64, i64::MIN, MAX_RATE_QUOTA + 1, i64::MAX]),
     )
         .prop_map(|(mut q, field, v)| {
-            let t = streambus_tenancy::QuotaType::ALL[field];
+            let t = QuotaType::ALL[field];
             q.set(t, v);
             q
         });

@@ -258,20 +258,62 @@ fn rate_types() {
 }
 
 #[test]
+fn connection_creation_rate() {
+    // 3 connections opened per second (a 1 s window of 10 buckets), at most
+    // 2 held at once.
+    let (m, mock) = manager(Quotas {
+        max_connection_creation_rate: 3,
+        max_connections: 2,
+        ..Quotas::unlimited()
+    });
+    let t = m.get_tracker("t").unwrap();
+    m.enforce_connection_quota("t").unwrap();
+    let permit = m.acquire_connection("t").unwrap();
+    // The count refuses the third: its opening is taken back.
+    check(&refusal(t.add_connection()), QuotaType::Connections, 2, 2);
+    assert_eq!(m.get_usage("t").unwrap().connection_creation_rate, 2);
+    drop(permit);
+    mock.increment(Duration::from_millis(250));
+    t.add_connection().unwrap();
+    m.release_connection("t");
+    m.release_connection("t");
+    // Three opened in this window: a fourth is refused by the rate, however
+    // few are held, until the first bucket's two openings leave the window.
+    let e = refusal(m.enforce_connection_quota("t"));
+    check(&e, QuotaType::ConnectionCreationRate, 3, 3);
+    assert_eq!(e.retry_after, Some(Duration::from_millis(750)));
+    assert!(m.acquire_connection("t").is_err());
+    assert_eq!(m.get_usage("t").unwrap().connections, 0);
+    assert_eq!(
+        m.get_counters("t")
+            .unwrap()
+            .refused(QuotaType::ConnectionCreationRate),
+        2
+    );
+    mock.increment(e.retry_after.unwrap());
+    t.add_connection().unwrap();
+    m.enforce_connection_quota("t").unwrap();
+    // The rate is checked first: three opened in the window again.
+    check(
+        &refusal(t.add_connection()),
+        QuotaType::ConnectionCreationRate,
+        3,
+        3,
+    );
+    assert_eq!(m.get_usage("t").unwrap().connection_creation_rate, 3);
+    // A zero rate opens nothing and says it never will.
+    let mut quotas = m.get_tenant("t").unwrap().quotas;
+    quotas.max_connection_creation_rate = 0;
+    m.update_tenant("t", None, Some(quotas)).unwrap();
+    m.release_connection("t");
+    let e = refusal(m.enforce_connection_quota("t"));
+    check(&e, QuotaType::ConnectionCreationRate, 3, 0);
+    assert_eq!(e.retry_after, None);
+}
+
+#[test]
 fn zero_allows_nothing_and_unlimited_everything() {
-    let zero = Quotas {
-        max_bytes_per_second: 0,
-        max_messages_per_second: 0,
-        max_storage_bytes: 0,
-        max_topics: 0,
-        max_partitions: 0,
-        max_connections: 0,
-        max_producers: 0,
-        max_consumers: 0,
-        max_consumer_groups: 0,
-        max_requests_per_second: 0,
-        max_retention_hours: 0,
-    };
+    let zero = Quotas::from_fn(|_| 0);
     let (m, _) = manager(zero);
     assert!(m.enforce_produce_quota("t", 1, 1).is_err());
     assert!(m.enforce_request_quota("t").is_err());
@@ -348,6 +390,7 @@ fn utilization_of_every_limited_quota() {
         keys,
         [
             "bytes_per_second",
+            "connection_creation_rate",
             "connections",
             "consumer_groups",
             "consumers",

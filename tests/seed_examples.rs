@@ -26,6 +26,8 @@ fn quick_start() {
         max_consumer_groups: 50,
         max_requests_per_second: 50_000,
         max_retention_hours: 168, // 7 days
+        // Not in the seed (Kafka's KIP-612): unlimited, as in every tier.
+        max_connection_creation_rate: -1,
     };
     let tenant = manager
         .create_tenant("acme-corp", "ACME Corporation", quotas)

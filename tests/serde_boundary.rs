@@ -14,9 +14,12 @@ use streambus_tenancy::{
     MAX_RATE_QUOTA,
 };
 
-const QUOTA_FIELDS: [&str; 11] = [
+/// The wire names, written out (not taken from the declaration) so that a
+/// renamed field fails here; in declaration order.
+const QUOTA_FIELDS: [&str; 12] = [
     "max_bytes_per_second",
     "max_messages_per_second",
+    "max_requests_per_second",
     "max_storage_bytes",
     "max_topics",
     "max_partitions",
@@ -24,13 +27,14 @@ const QUOTA_FIELDS: [&str; 11] = [
     "max_producers",
     "max_consumers",
     "max_consumer_groups",
-    "max_requests_per_second",
     "max_retention_hours",
+    "max_connection_creation_rate",
 ];
 
-const GO_FIELDS: [&str; 11] = [
+const GO_FIELDS: [&str; 12] = [
     "MaxBytesPerSecond",
     "MaxMessagesPerSecond",
+    "MaxRequestsPerSecond",
     "MaxStorageBytes",
     "MaxTopics",
     "MaxPartitions",
@@ -38,8 +42,8 @@ const GO_FIELDS: [&str; 11] = [
     "MaxProducers",
     "MaxConsumers",
     "MaxConsumerGroups",
-    "MaxRequestsPerSecond",
     "MaxRetentionHours",
+    "MaxConnectionCreationRate",
 ];
 
 fn keys(v: &Value) -> Vec<&str> {
@@ -66,19 +70,7 @@ fn parse_quotas(text: &str) -> Result<Quotas, String> {
 /// A quota set with every field different, so a field swapped with another
 /// cannot go unnoticed.
 fn distinct() -> Quotas {
-    Quotas {
-        max_bytes_per_second: 1,
-        max_messages_per_second: 2,
-        max_storage_bytes: 3,
-        max_topics: 4,
-        max_partitions: 5,
-        max_connections: 6,
-        max_producers: 7,
-        max_consumers: 8,
-        max_consumer_groups: 9,
-        max_requests_per_second: 10,
-        max_retention_hours: 11,
-    }
+    Quotas::from_fn(|q| q.index() as i64 + 1)
 }
 
 fn tenant() -> Tenant {
@@ -216,6 +208,7 @@ fn usage_serializes_snake_case_and_round_trips() {
         bytes_per_second: 8,
         messages_per_second: 9,
         requests_per_second: 10,
+        connection_creation_rate: 11,
     };
     let v = serde_json::to_value(&u).unwrap();
     assert_eq!(
@@ -231,7 +224,8 @@ fn usage_serializes_snake_case_and_round_trips() {
             "storage_bytes",
             "bytes_per_second",
             "messages_per_second",
-            "requests_per_second"
+            "requests_per_second",
+            "connection_creation_rate"
         ])
     );
     assert_eq!(v["storage_bytes"], json!(u64::MAX));
@@ -302,7 +296,8 @@ fn tenant_stats_serialize_snake_case() {
             "connections",
             "producers",
             "consumers",
-            "consumer_groups"
+            "consumer_groups",
+            "connection_creation_rate"
         ])
     );
 }

@@ -69,8 +69,10 @@ use redis::{RedisError, Script};
 use serde::{Deserialize, Serialize};
 
 use super::redis_conn::{Connection, RedisUrl};
-use super::store::{from_nanos, quotas_from, to_nanos, Store, StoreError, StoreErrorKind};
-use crate::{QuotaType, Tenant, TenantStatus};
+use super::store::{
+    from_nanos, quotas_from, to_nanos, Store, StoreError, StoreErrorKind, FIRST_SCHEMA_QUOTAS,
+};
+use crate::{QuotaType, Tenant, TenantStatus, UNLIMITED};
 
 /// The schema version this build reads and writes.
 pub const REDIS_SCHEMA_VERSION: u64 = 1;
@@ -520,12 +522,14 @@ pub(crate) fn decode(id: &str, json: &str) -> Result<Tenant, StoreError> {
     {
         return Err(bad(format!("quotas: unknown quota {k:?}")));
     }
-    let mut values = [0i64; QuotaType::ALL.len()];
+    let mut values = [0i64; QuotaType::COUNT];
     for q in QuotaType::ALL {
-        values[q.index()] = *r
-            .quotas
-            .get(q.field_name())
-            .ok_or_else(|| bad(format!("quotas: {} is missing", q.field_name())))?;
+        values[q.index()] = match r.quotas.get(q.field_name()) {
+            Some(v) => *v,
+            // Declared after the first schema: unlimited in an older record.
+            None if q.index() >= FIRST_SCHEMA_QUOTAS => UNLIMITED,
+            None => return Err(bad(format!("quotas: {} is missing", q.field_name()))),
+        };
     }
     Ok(Tenant {
         id: r.id,
@@ -599,6 +603,17 @@ mod tests {
             .unwrap()
             .remove("max_topics");
         assert!(e(&missing.to_string()).contains("quotas: max_topics is missing"));
+        // A record written before the connection-creation rate existed reads
+        // it as unlimited.
+        let mut older = v.clone();
+        older["quotas"]["max_connection_creation_rate"] = 40.into();
+        let read = |v: &serde_json::Value| decode("a", &v.to_string()).unwrap();
+        assert_eq!(read(&older).quotas.max_connection_creation_rate, 40);
+        older["quotas"]
+            .as_object_mut()
+            .unwrap()
+            .remove("max_connection_creation_rate");
+        assert_eq!(read(&older).quotas.max_connection_creation_rate, UNLIMITED);
         let mut extra = v.clone();
         extra["quotas"]["max_widgets"] = 1.into();
         assert!(e(&extra.to_string()).contains("unknown quota \"max_widgets\""));

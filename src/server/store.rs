@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::{QuotaType, Quotas, Tenant, TenantStatus};
+use crate::{QuotaType, Quotas, Tenant, TenantStatus, UNLIMITED};
 
 /// Where [`Admin`](super::Admin) keeps tenants. Every method returns only
 /// once the change is durable.
@@ -196,8 +196,53 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// Schema version in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// Schema version in `PRAGMA user_version`: 1 stored the first 11 quota
+/// types, 2 adds `max_connection_creation_rate`.
+const SCHEMA_VERSION: i64 = 2;
+
+/// How many quota types (the first of [`QuotaType::ALL`]) the first stored
+/// schema had. A quota type declared after them is missing from the rows
+/// and records an older version wrote; it reads as unlimited there, so that
+/// upgrading limits nobody (the SQLite store adds its column with that
+/// default; the Redis store fills it in when reading).
+pub(crate) const FIRST_SCHEMA_QUOTAS: usize = 11;
+
+/// Adds every quota column a table of an older schema lacks, `-1` in the
+/// stored rows (see [`FIRST_SCHEMA_QUOTAS`]).
+fn add_missing_quota_columns(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+) -> Result<(), StoreError> {
+    let mut have = Vec::new();
+    {
+        let mut stmt = tx.prepare("SELECT name FROM pragma_table_info('tenants')")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            have.push(row.get::<_, String>(0)?);
+        }
+    }
+    for q in QuotaType::ALL {
+        let column = q.field_name();
+        if have.iter().any(|c| c == column) {
+            continue;
+        }
+        if q.index() < FIRST_SCHEMA_QUOTAS {
+            return Err(StoreError::new(format!(
+                "{}: the tenants table has no {column} column; it was not written by this program",
+                path.display()
+            )));
+        }
+        tx.execute_batch(&format!(
+            "ALTER TABLE tenants ADD COLUMN {column} INTEGER NOT NULL DEFAULT {UNLIMITED}"
+        ))?;
+        let rows: i64 = tx.query_row("SELECT count(*) FROM tenants", [], |r| r.get(0))?;
+        tracing::info!(
+            store = %path.display(),
+            "tenant store upgraded: added {column}, unlimited for the {rows} stored tenants"
+        );
+    }
+    Ok(())
+}
 
 /// The tenant store in one SQLite file.
 #[derive(Debug)]
@@ -213,9 +258,12 @@ impl SqliteStore {
     ///
     /// [`StoreError`] if the file cannot be opened or created, or was written
     /// by a newer schema.
+    ///
+    /// A file of an older schema is upgraded in one transaction: each quota
+    /// column it lacks is added, `-1` (unlimited) in every stored row.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let conn = Connection::open(&path)
+        let mut conn = Connection::open(&path)
             .map_err(|e| StoreError::new(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mode: String =
@@ -240,9 +288,9 @@ impl SqliteStore {
             .map(|q| format!("{} INTEGER NOT NULL", q.field_name()))
             .collect();
         let quota_columns = quota_columns.join(",\n                 ");
-        conn.execute_batch(&format!(
-            "BEGIN;
-             CREATE TABLE IF NOT EXISTS tenants (
+        let tx = conn.transaction()?;
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS tenants (
                  id TEXT PRIMARY KEY NOT NULL,
                  name TEXT NOT NULL,
                  description TEXT NOT NULL,
@@ -251,10 +299,11 @@ impl SqliteStore {
                  created_at_ns INTEGER NOT NULL,
                  updated_at_ns INTEGER NOT NULL,
                  {quota_columns}
-             ) STRICT, WITHOUT ROWID;
-             PRAGMA user_version = {SCHEMA_VERSION};
-             COMMIT;"
+             ) STRICT, WITHOUT ROWID;"
         ))?;
+        add_missing_quota_columns(&tx, &path)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             sync_dir(dir);
         }
@@ -473,24 +522,12 @@ pub(crate) fn quotas_from(values: &[i64; QuotaType::COUNT]) -> Quotas {
     Quotas::from_fn(|q| values[q.index()])
 }
 
-pub(crate) fn to_nanos(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
-    }
-}
-
-pub(crate) fn from_nanos(ns: i64) -> SystemTime {
-    if ns >= 0 {
-        UNIX_EPOCH + Duration::from_nanos(ns as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
-    }
-}
+pub(crate) use crate::tenant::{from_nanos, to_nanos};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     fn tenant(id: &str) -> Tenant {
         let now = SystemTime::now();
@@ -535,6 +572,67 @@ mod tests {
         assert_eq!(s.delete("a").unwrap_err().kind(), StoreErrorKind::NotStored);
         assert_eq!(s.update(&a).unwrap_err().kind(), StoreErrorKind::NotStored);
         assert_eq!(s.load_all().unwrap(), vec![]);
+    }
+
+    /// `tests/fixtures/tenants-v1.db` was written by the version before the
+    /// connection-creation rate (schema 1, eleven quota columns): `acme`
+    /// from the pro tier with `max_topics` 7, and `free-one` from the free
+    /// tier, suspended.
+    #[test]
+    fn a_schema_1_file_opens_and_gains_the_new_quota_unlimited() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tenants.db");
+        std::fs::write(&path, include_bytes!("../../tests/fixtures/tenants-v1.db")).unwrap();
+        let version = |p: &Path| -> i64 {
+            let c = Connection::open(p).unwrap();
+            c.pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(version(&path), 1);
+
+        let mut s = SqliteStore::open(&path).unwrap();
+        let all = s.load_all().unwrap();
+        let ids: Vec<&str> = all.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["acme", "free-one"]);
+        let pro = Quotas {
+            max_topics: 7,
+            ..Quotas::pro_tier()
+        };
+        assert_eq!(all[0].quotas, pro);
+        assert_eq!(all[0].quotas.max_connection_creation_rate, UNLIMITED);
+        assert_eq!(all[1].quotas, Quotas::free_tier());
+        assert_eq!(all[1].status, TenantStatus::Suspended);
+
+        // The new column is written and read like the others.
+        let mut acme = all[0].clone();
+        acme.quotas.max_connection_creation_rate = 25;
+        s.update(&acme).unwrap();
+        Box::new(s).close().unwrap();
+        assert_eq!(version(&path), SCHEMA_VERSION);
+        // Opening again changes nothing.
+        let mut s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.get("acme").unwrap(), Some(acme));
+        assert_eq!(s.load_all().unwrap()[1], all[1]);
+    }
+
+    #[test]
+    fn a_table_without_an_original_quota_column_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tenants.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE tenants (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL,
+             description TEXT NOT NULL, metadata TEXT NOT NULL, status TEXT NOT NULL,
+             created_at_ns INTEGER NOT NULL, updated_at_ns INTEGER NOT NULL) STRICT;",
+        )
+        .unwrap();
+        drop(c);
+        let e = SqliteStore::open(&path).unwrap_err();
+        assert!(
+            e.message().contains("no max_bytes_per_second column"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]

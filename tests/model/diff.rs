@@ -286,6 +286,7 @@ impl Harness {
             }
             Op::Call { id, call } => self.call_by_id(op, id, *call),
             Op::Permit { id, kind } => {
+                let (g, now) = (self.g(), self.model.now());
                 let e = match kind {
                     Held::Connections => self.manager.acquire_connection(id),
                     Held::Producers => self.manager.acquire_producer(id),
@@ -295,7 +296,7 @@ impl Harness {
                 let m = self
                     .model
                     .lookup(id)
-                    .and_then(|i| self.model.instances[i].acquire(*kind).map(|()| i));
+                    .and_then(|i| self.model.instances[i].acquire(*kind, now, &g).map(|()| i));
                 assert_same(op, &e, &m.clone().map(|_| ()));
                 if let (Ok(p), Ok(i)) = (e, m) {
                     assert_eq!(
@@ -496,7 +497,7 @@ impl Harness {
                 t.record_throughput([bytes, messages, 1], now, &g);
                 Ok(())
             }
-            Call::Acquire(h) => t.acquire(h),
+            Call::Acquire(h) => t.acquire(h, now, &g),
             Call::Release(h) => {
                 t.release(h);
                 Ok(())

@@ -99,11 +99,13 @@ pub struct Tenant {
     pub quotas: Quotas,
     pub status: TenantStatus,
     pub windows: [Window; 3],
+    /// Connections opened (`max_connection_creation_rate`).
+    pub opened: Window,
     pub held: [u64; 4],
     pub topics: u64,
     pub partitions: u64,
     pub storage: u64,
-    pub refused: [u64; 11],
+    pub refused: [u64; QuotaType::COUNT],
     pub refused_not_active: u64,
 }
 
@@ -130,11 +132,12 @@ impl Tenant {
             quotas,
             status,
             windows: Default::default(),
+            opened: Window::default(),
             held: [0; 4],
             topics: 0,
             partitions: 0,
             storage: 0,
-            refused: [0; 11],
+            refused: [0; QuotaType::COUNT],
             refused_not_active: 0,
         }
     }
@@ -313,14 +316,39 @@ impl Tenant {
         }
     }
 
-    /// Takes one of a count quota if `held + 1 <= limit`.
-    pub fn acquire(&mut self, h: Held) -> Result<(), Error> {
+    /// Takes one of a count quota if `held + 1 <= limit`; a connection must
+    /// first fit the connection-creation window, and is taken back from it
+    /// if the count refuses.
+    pub fn acquire(&mut self, h: Held, reading: Now, g: &Geometry) -> Result<(), Error> {
         if self.status != TenantStatus::Active {
             return Err(self.not_active());
+        }
+        let mut opened_at = None;
+        if h == Held::Connections {
+            let mut now = reading;
+            let rate = self.quotas.max_connection_creation_rate;
+            let limit = if rate < 0 { u64::MAX } else { g.limit(rate) };
+            if limit == 0 {
+                let used = self.opened.used(now, g.buckets);
+                let q = QuotaType::ConnectionCreationRate;
+                return Err(self.refusal(q, g.per_second(used), rate, None));
+            }
+            self.opened.touch(&mut now, g);
+            let used = self.opened.used(now, g.buckets);
+            if rate >= 0 && used + 1 > limit {
+                let retry = self.opened.retry_after(now, 1, limit, g);
+                let q = QuotaType::ConnectionCreationRate;
+                return Err(self.refusal(q, g.per_second(used), rate, retry));
+            }
+            self.opened.add(now.tick, 1);
+            opened_at = Some(now.tick);
         }
         let limit = self.quotas.get(h.quota_type());
         let held = self.held[h as usize];
         if limit >= 0 && held.saturating_add(1) > limit as u64 {
+            if let Some(tick) = opened_at {
+                self.opened.take_back(tick, 1);
+            }
             return Err(self.refusal(h.quota_type(), held, limit, None));
         }
         self.held[h as usize] = held.saturating_add(1);
@@ -409,6 +437,7 @@ impl Tenant {
             bytes_per_second: rate(0),
             messages_per_second: rate(1),
             requests_per_second: rate(2),
+            connection_creation_rate: g.per_second(self.opened.used(now, g.buckets)),
         }
     }
 
@@ -429,19 +458,7 @@ impl Tenant {
             .into_iter()
             .filter(|q| *q != QuotaType::RetentionHours)
             .map(|q| {
-                let used = match q {
-                    QuotaType::BytesPerSecond => u.bytes_per_second,
-                    QuotaType::MessagesPerSecond => u.messages_per_second,
-                    QuotaType::RequestsPerSecond => u.requests_per_second,
-                    QuotaType::Storage => u.storage_bytes,
-                    QuotaType::Topics => u.topics,
-                    QuotaType::Partitions => u.partitions,
-                    QuotaType::Connections => u.connections,
-                    QuotaType::Producers => u.producers,
-                    QuotaType::Consumers => u.consumers,
-                    QuotaType::ConsumerGroups => u.consumer_groups,
-                    QuotaType::RetentionHours => unreachable!(),
-                };
+                let used = u.get(q).expect("every quota but retention has a usage");
                 let pct = match self.quotas.get(q) {
                     l if l < 0 => 0.0,
                     0 if used == 0 => 0.0,
