@@ -3,7 +3,8 @@
 //! `streambus-tenancy` gives a broker tenants with quotas, enforced on every
 //! produce and fetch, with usage you can watch. It is the StreamBus
 //! multi-tenancy design (tenant store, per-tenant quota trackers, a manager;
-//! eleven quota types with `-1` for unlimited; sliding-window rate limits of
+//! eleven quota types (plus a twelfth, the connection-creation rate) with
+//! `-1` for unlimited; sliding-window rate limits of
 //! 10 buckets of 100 ms; Active/Suspended/Deleted lifecycle) rebuilt without
 //! locks on the enforcement path.
 //!

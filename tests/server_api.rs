@@ -1345,6 +1345,17 @@ fn the_openapi_document_states_what_the_server_enforces() {
         &json!({"quotas": {"max_bytes_per_second": MAX_RATE_QUOTA + 1}}),
     );
     assert_eq!((r.status, r.code()), (400, "invalid_quotas"));
+    // The connection-creation rate, by its Go name, and its usage.
+    let r = c.put(
+        "/api/v1/tenants/wide",
+        &json!({"quotas": {"MaxConnectionCreationRate": 5}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["quotas"]["max_connection_creation_rate"], 5);
+    let r = c.get("/api/v1/tenants/wide/usage");
+    assert_eq!(r.body["connection_creation_rate"], 0, "{}", r.body);
+    let usage = &schemas["UsageJson"]["properties"];
+    assert_eq!(usage["connection_creation_rate"]["type"], "integer");
 
     // The request bodies take no unknown field, the tiers are this
     // server's (with its own `tiny`), the status is one of two.
