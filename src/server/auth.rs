@@ -111,9 +111,19 @@ impl Token {
     }
 
     /// Whether `presented` is this token, in time independent of where they
-    /// differ.
+    /// differ and of the token's length: the loop runs over `presented` (the
+    /// caller's own bytes), reading the token cyclically, and the lengths are
+    /// compared without an early return.
     pub fn matches(&self, presented: &[u8]) -> bool {
-        bool::from(self.0.as_bytes().ct_eq(presented))
+        let secret = self.0.as_bytes();
+        if secret.is_empty() {
+            return false;
+        }
+        let mut same = subtle::Choice::from(u8::from(secret.len() == presented.len()));
+        for (i, b) in presented.iter().enumerate() {
+            same &= secret[i % secret.len()].ct_eq(b);
+        }
+        bool::from(same)
     }
 }
 
@@ -552,6 +562,9 @@ mod tests {
         assert!(!t.matches(b"0123456789abcdeF"));
         assert!(!t.matches(b"0123456789abcde"));
         assert!(!t.matches(b""));
+        // The token repeated, or followed by more, is not the token.
+        assert!(!t.matches(b"0123456789abcdef0123456789abcdef"));
+        assert!(!t.matches(b"0123456789abcdefX"));
         assert_eq!(Token::generate().unwrap().expose().len(), 64);
     }
 
