@@ -141,6 +141,7 @@ mod rate_copy;
 mod registry;
 mod sync;
 mod tenant;
+mod throttle;
 mod tracker;
 mod window;
 
