@@ -30,6 +30,7 @@
 #![allow(dead_code)]
 
 pub mod diff;
+pub mod throttle;
 mod window;
 
 pub use window::{Geometry, Now, Window};
@@ -105,6 +106,8 @@ pub struct Tenant {
     pub storage: u64,
     pub refused: [u64; 11],
     pub refused_not_active: u64,
+    /// Throttle mode's backlogs (`throttle.rs`).
+    pub throttle: throttle::Backlogs,
 }
 
 /// What a rate call decided, before anything is applied.
@@ -136,6 +139,7 @@ impl Tenant {
             storage: 0,
             refused: [0; 11],
             refused_not_active: 0,
+            throttle: Default::default(),
         }
     }
 
