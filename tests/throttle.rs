@@ -255,7 +255,8 @@ fn worked_example() {
     }
     assert_eq!(
         waits,
-        [Duration::from_secs(4), Duration::from_secs(8), Duration::from_secs(12)]
+        // Mid-bucket (at 14.25 s): counted from the start of the bucket.
+        [Duration::from_millis(3950), Duration::from_millis(7950), Duration::from_millis(11950)]
     );
     // The cap answers 30 s but keeps the debt.
     assert_eq!(t(10_000), Duration::from_secs(30));
