@@ -49,20 +49,21 @@
 //!
 //! # Orderings
 //!
-//! - A call first raises `last` to its tick (`fetch_max`, `AcqRel`), then
-//!   publishes each rate's word with a compare-exchange (`AcqRel`), as
-//!   `window.rs` raises its epoch before it opens a head. A thread that
-//!   acquires a word (`Acquire` load, or a failed compare-exchange) therefore
-//!   sees `last` at least as new as the word's stamp when it loads `last`
-//!   afterwards (`Acquire`).
-//! - The word a caller finds was either written by a call whose `fetch_max`
-//!   came before its own in `last`'s modification order (stamp at most the
-//!   `last` it replaced: a *past* stamp, at most `FORGET` ticks plus the calls
-//!   in flight behind) or after it (stamp at least its own `t'`: a *future*
-//!   stamp, at most `last` as loaded after the word). A stamp less than 2^19
-//!   ticks ahead of the replaced `last` and not past the reloaded `last` is
-//!   read as future, any other as past; the caller then adopts a future
-//!   stamp's tick, so no word's stamp ever goes back.
+//! - A call first raises `last` to its tick (`fetch_max`, `AcqRel`; only
+//!   if an `Acquire` load finds it older), then publishes each rate's word
+//!   with a compare-exchange (`AcqRel`), as `window.rs` raises its epoch
+//!   before it opens a head. A thread that acquires a word (`Acquire` load,
+//!   or a failed compare-exchange) therefore sees `last` at least as new as
+//!   the word's stamp when it loads `last` afterwards (`Acquire`).
+//! - The word a caller finds was written either by a call whose raise came
+//!   before the value of `last` the caller read or replaced (`prev`), in
+//!   `last`'s modification order: its stamp is at most `prev` (a *past*
+//!   stamp, at most `FORGET` ticks behind but for the calls in flight); or
+//!   by one whose raise came after: its stamp is above `prev` and at most
+//!   `last` as loaded after the word (a *future* stamp). A stamp less than
+//!   2^19 ticks ahead of `prev` and not past the reloaded `last` is read as
+//!   future, any other as past; the caller then adopts a future stamp's
+//!   tick, so no word's stamp ever goes back.
 //! - A compare-exchange that fails reloads and re-decides (lock-free: one
 //!   caller's compare-exchange always succeeds).
 
@@ -192,11 +193,17 @@ impl ThrottleState {
         limits: [Limit; 3],
         shape: Shape,
     ) -> Duration {
-        // AcqRel: the release half orders this raise before the word
-        // compare-exchanges below (a reader that acquires one of our words
-        // then loads `last` at least this new); the acquire half pairs with
-        // the raises of earlier calls.
-        let prev = self.last.fetch_max(now.tick, Ordering::AcqRel);
+        // Acquire: pairs with the raises of earlier calls. Only a call at a
+        // newer tick raises `last` (most calls of a busy tenant find it at
+        // their tick already and write nothing here).
+        let mut prev = self.last.load(Ordering::Acquire);
+        if now.tick > prev {
+            // AcqRel: the release half orders this raise before the word
+            // compare-exchanges below (a reader that acquires one of our
+            // words then loads `last` at least this new); the acquire half,
+            // as the load above.
+            prev = self.last.fetch_max(now.tick, Ordering::AcqRel);
+        }
         let tick = now.tick.max(prev);
         let mut delay = Duration::ZERO;
         for (rate, (amount, limit)) in amounts.into_iter().zip(limits).enumerate() {

@@ -464,10 +464,17 @@ impl QuotaTracker {
         let delay = self
             .throttle
             .throttle(now, amounts, limits, self.clock.throttle_shape());
+        // Recorded unchecked, as `record_throughput`, through the common
+        // case first (head open at this tick).
         let mut at = now;
         for (rate, amount) in amounts.into_iter().enumerate() {
             if amount != 0 {
-                self.window(rate).record(&mut at, amount);
+                match self.heads[rate].admit_fast(at.tick, amount, u64::MAX) {
+                    Fast::Admitted(_) => {}
+                    _ => {
+                        let _ = self.admit_slow(rate, &mut at, amount, u64::MAX);
+                    }
+                }
             }
         }
         Ok(delay)
