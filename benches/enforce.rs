@@ -342,9 +342,10 @@ fn throttle(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("throttle_produce", "tracker"), |b| {
         b.iter(|| call::ours_tracker_throttle(black_box(&tracker)))
     });
-    g.bench_function(BenchmarkId::new("throttle_produce", "tracker-delayed"), |b| {
-        b.iter(|| call::ours_tracker_throttle(black_box(&over_tracker)))
-    });
+    g.bench_function(
+        BenchmarkId::new("throttle_produce", "tracker-delayed"),
+        |b| b.iter(|| call::ours_tracker_throttle(black_box(&over_tracker))),
+    );
     g.finish();
 }
 

@@ -55,7 +55,11 @@ impl Broker {
     }
 
     /// `HandleProduceRequest`: append, record, answer with the delay, mute.
-    fn handle_produce(&self, conn: &mut Connection, batch: &[u8]) -> Result<ProduceResponse, Error> {
+    fn handle_produce(
+        &self,
+        conn: &mut Connection,
+        batch: &[u8],
+    ) -> Result<ProduceResponse, Error> {
         // ... append `batch` to the log here: throttle mode never refuses ...
         let delay = conn.tracker.throttle_produce(batch.len() as u64, 1)?;
         conn.muted_until = self.now() + delay.as_nanos() as u64;
@@ -121,7 +125,10 @@ fn main() -> Result<(), Error> {
     mock.increment(Duration::from_secs(60));
     let big = vec![0u8; 500 * KIB as usize];
     let answer = broker.handle_produce(&mut conn, &big)?;
-    println!("after a minute idle, one 500 KiB batch -> throttle_time_ms {}", answer.throttle_time_ms);
+    println!(
+        "after a minute idle, one 500 KiB batch -> throttle_time_ms {}",
+        answer.throttle_time_ms
+    );
     assert_eq!(answer.throttle_time_ms, 4000);
 
     // Far over the cap: 30 s (a Kafka client's request.timeout.ms), and the
@@ -139,6 +146,9 @@ fn main() -> Result<(), Error> {
     assert!(again.throttle_time_ms > 0);
 
     let usage = tenancy.get_usage("acme")?;
-    println!("usage now (everything was recorded): {} B/s over the window", usage.bytes_per_second);
+    println!(
+        "usage now (everything was recorded): {} B/s over the window",
+        usage.bytes_per_second
+    );
     Ok(())
 }

@@ -164,7 +164,11 @@ impl LoomThrottle {
         self.state.throttle(
             LoomWindow::now(tick),
             [bytes, 0, 1],
-            [Limit::Window(self.limit), Limit::Unlimited, Limit::Unlimited],
+            [
+                Limit::Window(self.limit),
+                Limit::Unlimited,
+                Limit::Unlimited,
+            ],
             shape,
         )
     }

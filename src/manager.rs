@@ -124,7 +124,8 @@ impl ManagerBuilder {
     /// `max_throttle` is 0 or longer than an hour.
     pub fn try_build(self) -> Result<Manager, Error> {
         let geometry = Geometry::new(self.window, self.buckets).map_err(Error::InvalidConfig)?;
-        let max_throttle = validate_max_throttle(self.max_throttle).map_err(Error::InvalidConfig)?;
+        let max_throttle =
+            validate_max_throttle(self.max_throttle).map_err(Error::InvalidConfig)?;
         let clock = TickClock::new(self.clock, geometry, max_throttle);
         Ok(Manager {
             registry: Registry::new(self.capacity),

@@ -169,9 +169,7 @@ fn decide(old: u64, age: u64, amount: u64, l: u64, n: u64) -> (u64, u64) {
     } else {
         old.saturating_sub(l.saturating_mul(age))
     };
-    let backlog = drained
-        .saturating_add(amount.saturating_mul(n))
-        .min(cap(l));
+    let backlog = drained.saturating_add(amount.saturating_mul(n)).min(cap(l));
     let tolerance = n.saturating_mul(l);
     let ticks = if backlog <= tolerance {
         0
@@ -336,7 +334,10 @@ mod tests {
         let s = ThrottleState::default();
         let limits = [Limit::Window(100), Limit::Unlimited, Limit::Unlimited];
         // 500 at t=0 against 100 per 1 s window: 4 s of debt.
-        assert_eq!(s.throttle(at(0), [500, 1, 1], limits, SHAPE), Duration::from_secs(4));
+        assert_eq!(
+            s.throttle(at(0), [500, 1, 1], limits, SHAPE),
+            Duration::from_secs(4)
+        );
         // One tick early: one tick's drain short.
         assert_eq!(
             s.throttle(at(39), [0, 0, 1], limits, SHAPE),
@@ -350,7 +351,10 @@ mod tests {
         let s = ThrottleState::default();
         let limits = [Limit::Window(100), Limit::Unlimited, Limit::Unlimited];
         let t = (1 << STAMP_BITS) - 3;
-        assert_eq!(s.throttle(at(t), [200, 0, 0], limits, SHAPE), Duration::from_secs(1));
+        assert_eq!(
+            s.throttle(at(t), [200, 0, 0], limits, SHAPE),
+            Duration::from_secs(1)
+        );
         // 5 ticks later, past the wrap: drained by 5 * 100 of 2000.
         let d = s.throttle(at(t + 5), [0, 0, 0], limits, SHAPE);
         assert_eq!(d, Duration::from_millis(500));
@@ -361,14 +365,20 @@ mod tests {
         let s = ThrottleState::default();
         let limits = [Limit::Window(1), Limit::Unlimited, Limit::Unlimited];
         assert!(s.throttle(at(0), [1 << 30, 0, 0], limits, SHAPE) > Duration::ZERO);
-        assert_eq!(s.throttle(at(FORGET), [0, 0, 0], limits, SHAPE), Duration::ZERO);
+        assert_eq!(
+            s.throttle(at(FORGET), [0, 0, 0], limits, SHAPE),
+            Duration::ZERO
+        );
     }
 
     #[test]
     fn zero_quota_waits_the_cap() {
         let s = ThrottleState::default();
         let limits = [Limit::Window(0), Limit::Unlimited, Limit::Unlimited];
-        assert_eq!(s.throttle(at(3), [1, 0, 0], limits, SHAPE), SHAPE.max_throttle);
+        assert_eq!(
+            s.throttle(at(3), [1, 0, 0], limits, SHAPE),
+            SHAPE.max_throttle
+        );
         assert_eq!(s.throttle(at(3), [0, 0, 0], limits, SHAPE), Duration::ZERO);
     }
 }

@@ -256,7 +256,11 @@ fn worked_example() {
     assert_eq!(
         waits,
         // Mid-bucket (at 14.25 s): counted from the start of the bucket.
-        [Duration::from_millis(3950), Duration::from_millis(7950), Duration::from_millis(11950)]
+        [
+            Duration::from_millis(3950),
+            Duration::from_millis(7950),
+            Duration::from_millis(11950)
+        ]
     );
     // The cap answers 30 s but keeps the debt.
     assert_eq!(t(10_000), Duration::from_secs(30));
@@ -266,7 +270,10 @@ fn worked_example() {
 #[test]
 fn max_throttle_is_validated() {
     for bad in [Duration::ZERO, Duration::from_secs(3601)] {
-        let e = Manager::builder().max_throttle(bad).try_build().unwrap_err();
+        let e = Manager::builder()
+            .max_throttle(bad)
+            .try_build()
+            .unwrap_err();
         assert!(e.to_string().contains("max_throttle"), "{e}");
     }
     let m = Manager::builder()
@@ -282,10 +289,20 @@ fn max_throttle_is_validated() {
 fn throttled_calls_are_recorded_and_refused_only_when_not_active() {
     let (m, _mock) = manager(Duration::from_secs(1), 10, Duration::from_secs(30));
     m.create_tenant("t", "T", bytes_only(100)).unwrap();
-    assert_eq!(m.throttle_consume_quota("t", 150, 3).unwrap(), Duration::from_millis(500));
+    assert_eq!(
+        m.throttle_consume_quota("t", 150, 3).unwrap(),
+        Duration::from_millis(500)
+    );
     assert!(m.enforce_produce_quota("t", 1, 1).is_err());
     let usage = m.get_usage("t").unwrap();
-    assert_eq!((usage.bytes_per_second, usage.messages_per_second, usage.requests_per_second), (150, 3, 1));
+    assert_eq!(
+        (
+            usage.bytes_per_second,
+            usage.messages_per_second,
+            usage.requests_per_second
+        ),
+        (150, 3, 1)
+    );
     m.suspend_tenant("t").unwrap();
     assert!(matches!(
         m.throttle_produce_quota("t", 1, 1),

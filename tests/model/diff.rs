@@ -82,9 +82,8 @@ impl Call {
     /// A throttle call's amounts (bytes, messages, one request).
     pub fn throttle_amounts(self) -> Option<[u64; 3]> {
         match self {
-            Call::ThrottleProduce { bytes, messages } | Call::ThrottleConsume { bytes, messages } => {
-                Some([bytes, messages, 1])
-            }
+            Call::ThrottleProduce { bytes, messages }
+            | Call::ThrottleConsume { bytes, messages } => Some([bytes, messages, 1]),
             _ => None,
         }
     }
@@ -387,7 +386,9 @@ impl Harness {
                 Call::ThrottleProduce { bytes, messages } => {
                     self.manager.throttle_produce_quota(id, bytes, messages)
                 }
-                _ => self.manager.throttle_consume_quota(id, bytes_of(call), messages_of(call)),
+                _ => self
+                    .manager
+                    .throttle_consume_quota(id, bytes_of(call), messages_of(call)),
             };
             let i = self.model.lookup(id);
             return self.throttle_compare(op, e, i, call);
@@ -543,7 +544,12 @@ impl Harness {
         let g = self.g();
         let now = self.model.now();
         let m = i.and_then(|i| {
-            self.model.instances[i].throttle(amounts, now, &g, super::throttle::DEFAULT_MAX_THROTTLE)
+            self.model.instances[i].throttle(
+                amounts,
+                now,
+                &g,
+                super::throttle::DEFAULT_MAX_THROTTLE,
+            )
         });
         let same = match (&e, &m) {
             (Ok(a), Ok(b)) => a == b,
