@@ -372,6 +372,15 @@ mod tests {
     }
 
     #[test]
+    fn four_words_per_tenant() {
+        assert_eq!(std::mem::size_of::<ThrottleState>(), 32);
+        println!(
+            "QuotaTracker: {} bytes",
+            std::mem::size_of::<crate::QuotaTracker>()
+        );
+    }
+
+    #[test]
     fn zero_quota_waits_the_cap() {
         let s = ThrottleState::default();
         let limits = [Limit::Window(0), Limit::Unlimited, Limit::Unlimited];
