@@ -456,7 +456,11 @@ fn throttle_concurrent_calls_lose_no_backlog() {
                 let t = tick.max(s);
                 b = b.saturating_sub(LIMIT * (t - s)) + amount * N;
                 s = t;
-                let k = if b <= N * LIMIT { 0 } else { (b - N * LIMIT).div_ceil(LIMIT) };
+                let k = if b <= N * LIMIT {
+                    0
+                } else {
+                    (b - N * LIMIT).div_ceil(LIMIT)
+                };
                 (b, if k == 0 { 0 } else { t + k - tick })
             })
             .collect()
