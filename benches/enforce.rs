@@ -17,6 +17,10 @@
 //!   `acquire_connection` + drop;
 //! - `contention`: one thread, two threads on one tenant, two threads on two
 //!   tenants, timed per operation per thread (`iter_custom`, scoped threads);
+//! - `throttle`: throttle mode (`throttle_produce`: recorded, answered
+//!   with a delay) beside `enforce_produce` on the same hot tenant, by id and
+//!   via the tracker, within its quotas (the delay is zero), and on a tenant
+//!   over its bytes quota (every call delayed) on a frozen mock clock;
 //! - `floor`: what the hardware and the building blocks cost on this machine
 //!   (atomics, clock reads, hashing, a map lookup), for the "where the time
 //!   goes" section of `BENCHMARKS.md`.
@@ -311,6 +315,40 @@ fn enforce_tracker(c: &mut Criterion) {
     assert!(matches!(gov.check_n(gov_n()), Ok(Ok(_))));
 }
 
+fn throttle(c: &mut Criterion) {
+    let id = tenant_id(0);
+    let ours = common::ours(1, roomy_quotas());
+    let tracker = ours.get_tracker(&id).unwrap();
+    assert_admits("ours", 100_000, |_| {
+        tracker.enforce_produce(MSG_BYTES, 1).is_ok()
+            && ours.throttle_produce_quota(&id, MSG_BYTES, 1) == Ok(Duration::ZERO)
+    });
+    // Over its quota on a frozen clock: every call is delayed.
+    let (over, _mock) = ours_mock(1, tiny_bytes_quotas());
+    let over_tracker = over.get_tracker(&id).unwrap();
+    assert!(over_tracker.throttle_produce(10_000, 1).unwrap() > Duration::ZERO);
+
+    let mut g = c.benchmark_group("throttle");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(BenchmarkId::new("enforce_produce", "by-id"), |b| {
+        b.iter(|| call::ours_produce(&ours, black_box(&id)))
+    });
+    g.bench_function(BenchmarkId::new("throttle_produce", "by-id"), |b| {
+        b.iter(|| call::ours_throttle(&ours, black_box(&id)))
+    });
+    g.bench_function(BenchmarkId::new("enforce_produce", "tracker"), |b| {
+        b.iter(|| call::ours_tracker_produce(black_box(&tracker)))
+    });
+    g.bench_function(BenchmarkId::new("throttle_produce", "tracker"), |b| {
+        b.iter(|| call::ours_tracker_throttle(black_box(&tracker)))
+    });
+    g.bench_function(
+        BenchmarkId::new("throttle_produce", "tracker-delayed"),
+        |b| b.iter(|| call::ours_tracker_throttle(black_box(&over_tracker))),
+    );
+    g.finish();
+}
+
 fn refusal(c: &mut Criterion) {
     let id = tenant_id(0);
     // Ours: 1,000 bytes/s, exhausted, on a clock that never moves.
@@ -557,6 +595,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = enforce_hot, enforce_spread, enforce_cold, enforce_zipf, enforce_tracker, refusal, connection, contention, floor
+    targets = enforce_hot, enforce_spread, enforce_cold, enforce_zipf, enforce_tracker, throttle, refusal, connection, contention, floor
 }
 criterion_main!(benches);

@@ -53,6 +53,8 @@ fn ours_admitting() -> &'static Ours {
     let tracker = m.get_tracker(&id).unwrap();
     m.enforce_produce_quota(&id, MSG_BYTES, 1).unwrap();
     tracker.enforce_produce(MSG_BYTES, 1).unwrap();
+    m.throttle_produce_quota(&id, MSG_BYTES, 1).unwrap();
+    tracker.throttle_produce(MSG_BYTES, 1).unwrap();
     m.enforce_connection_quota(&id).unwrap();
     m.release_connection(&id);
     Box::leak(Box::new(Ours {
@@ -377,6 +379,24 @@ fn enforce_tracker_governor(f: &'static Gov) {
     }
 }
 
+// ----- throttle mode beside enforce -------------------------------------------
+
+#[library_benchmark]
+#[bench::ours(ours_admitting())]
+fn throttle_by_id_ours(f: &'static Ours) {
+    for _ in 0..OPS {
+        let _ = black_box(call::ours_throttle(&f.m, black_box(&f.id)));
+    }
+}
+
+#[library_benchmark]
+#[bench::ours(ours_admitting())]
+fn throttle_tracker_ours(f: &'static Ours) {
+    for _ in 0..OPS {
+        let _ = black_box(call::ours_tracker_throttle(black_box(&f.tracker)));
+    }
+}
+
 // ----- refusal ---------------------------------------------------------------
 
 #[library_benchmark]
@@ -462,6 +482,10 @@ library_benchmark_group!(
     benchmarks = enforce_tracker_ours, enforce_tracker_seed, enforce_tracker_governor
 );
 library_benchmark_group!(
+    name = throttle;
+    benchmarks = throttle_by_id_ours, throttle_tracker_ours
+);
+library_benchmark_group!(
     name = refusal;
     benchmarks = refusal_ours, refusal_tracker_ours, refusal_seed, refusal_governor
 );
@@ -477,6 +501,7 @@ main!(
     enforce_cold,
     enforce_zipf,
     enforce_tracker,
+    throttle,
     refusal,
     connection
 );

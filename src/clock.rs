@@ -105,21 +105,43 @@ pub(crate) struct Now {
     pub(crate) nanos: u64,
 }
 
-/// The manager's clock: where time is read from, and the window geometry
-/// readings are turned into ticks with.
+/// Longest delay a throttle call may answer.
+pub(crate) const MAX_THROTTLE: Duration = Duration::from_secs(3600);
+/// The delay cap a manager gets unless told otherwise: a Kafka client's
+/// default `request.timeout.ms`.
+pub(crate) const DEFAULT_MAX_THROTTLE: Duration = Duration::from_secs(30);
+
+/// Validates a throttle cap: more than 0, at most [`MAX_THROTTLE`].
+pub(crate) fn validate_max_throttle(max: Duration) -> Result<Duration, String> {
+    if max.is_zero() || max > MAX_THROTTLE {
+        return Err(format!(
+            "max_throttle must be more than 0 and at most {MAX_THROTTLE:?}, got {max:?}"
+        ));
+    }
+    Ok(max)
+}
+
+/// The manager's clock: where time is read from, the window geometry
+/// readings are turned into ticks with, and the cap on throttle delays.
 #[derive(Debug)]
 pub(crate) struct TickClock {
     source: TimeSource,
     geometry: Geometry,
+    max_throttle: Duration,
 }
 
 impl TickClock {
     /// Time from `clock` (`quanta::Clock::new()` if `None`; under
     /// `--cfg quota_loom` a tick counter instead), ticks counted from now.
-    pub(crate) fn new(clock: Option<quanta::Clock>, geometry: Geometry) -> TickClock {
+    pub(crate) fn new(
+        clock: Option<quanta::Clock>,
+        geometry: Geometry,
+        max_throttle: Duration,
+    ) -> TickClock {
         TickClock {
             source: TimeSource::new(clock),
             geometry,
+            max_throttle,
         }
     }
 
@@ -136,6 +158,16 @@ impl TickClock {
     #[inline]
     pub(crate) fn geometry(&self) -> &Geometry {
         &self.geometry
+    }
+
+    /// What a throttle decision needs: the window shape and the cap.
+    #[inline]
+    pub(crate) fn throttle_shape(&self) -> crate::throttle::Shape {
+        crate::throttle::Shape {
+            buckets: self.geometry.buckets,
+            bucket_nanos: self.geometry.bucket_nanos,
+            max_throttle: self.max_throttle,
+        }
     }
 
     /// Moves the loom stand-in clock forward by whole buckets.

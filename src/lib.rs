@@ -74,6 +74,12 @@
 //! # Ok::<(), streambus_tenancy::Error>(())
 //! ```
 //!
+//! Throttle mode answers like a Kafka broker instead of refusing:
+//! [`Manager::throttle_produce_quota`] (and `throttle_consume_quota`, and the
+//! same on [`QuotaTracker`]) records the call always and returns how long to
+//! hold the client off, zero within the quotas, at most
+//! [`ManagerBuilder::max_throttle`] (30 s by default).
+//!
 //! # Consistency
 //!
 //! - A count quota (connections, producers, consumers, consumer groups,
@@ -143,6 +149,7 @@ mod rate_copy;
 mod registry;
 mod sync;
 mod tenant;
+mod throttle;
 mod tracker;
 mod window;
 

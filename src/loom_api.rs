@@ -7,9 +7,12 @@
 //! [`QuotaTracker`](crate::QuotaTracker) with the loom tick clock
 //! ([`Manager::advance_buckets`](crate::Manager::advance_buckets)).
 
+use std::time::Duration;
+
 use crate::clock::Now;
 use crate::counter::Counter;
 use crate::sync::AtomicU64;
+use crate::throttle::{Limit, Shape, ThrottleState};
 use crate::window::{Window, WindowHead};
 
 /// One rate window with its own storage; ticks are given explicitly.
@@ -127,5 +130,52 @@ impl LoomWindow {
             })
             .collect();
         format!("{} slots {slots:?}", self.head.dump())
+    }
+}
+
+/// One tenant's throttle words, with one limited rate (the bytes) of window
+/// limit `limit` over windows of `buckets` buckets of 100 ms; ticks are given
+/// explicitly.
+#[derive(Debug)]
+pub struct LoomThrottle {
+    state: ThrottleState,
+    limit: u64,
+    buckets: u64,
+}
+
+impl LoomThrottle {
+    /// Words for a bytes limit of `limit` per window of `buckets` buckets.
+    pub fn new(limit: u64, buckets: u64) -> LoomThrottle {
+        LoomThrottle {
+            state: ThrottleState::default(),
+            limit,
+            buckets,
+        }
+    }
+
+    /// `ThrottleState::throttle` of `bytes` at the start of `tick`, the other
+    /// rates unlimited; the delay (cap: 1 hour).
+    pub fn throttle(&self, tick: u64, bytes: u64) -> Duration {
+        let shape = Shape {
+            buckets: self.buckets,
+            bucket_nanos: BUCKET_NANOS,
+            max_throttle: Duration::from_secs(3600),
+        };
+        self.state.throttle(
+            LoomWindow::now(tick),
+            [bytes, 0, 1],
+            [
+                Limit::Window(self.limit),
+                Limit::Unlimited,
+                Limit::Unlimited,
+            ],
+            shape,
+        )
+    }
+
+    /// The bytes rate's word: its tick and backlog (amount × buckets). Read
+    /// with no call in flight.
+    pub fn backlog(&self) -> (u64, u64) {
+        self.state.backlog(0)
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use smol_str::SmolStr;
 
-use crate::clock::{Geometry, TickClock};
+use crate::clock::{validate_max_throttle, Geometry, TickClock, DEFAULT_MAX_THROTTLE};
 use crate::registry::Registry;
 use crate::sync::{Arc, StdArc};
 use crate::tenant::{from_nanos, to_nanos, validate_name, validate_tenant_id, TenantInfo};
@@ -72,6 +72,7 @@ pub struct ManagerBuilder {
     window: Duration,
     buckets: usize,
     capacity: usize,
+    max_throttle: Duration,
 }
 
 impl ManagerBuilder {
@@ -100,16 +101,32 @@ impl ManagerBuilder {
         self
     }
 
+    /// The longest delay [`Manager::throttle_produce_quota`] and the other
+    /// throttle calls answer (default 30 s; more than 0, at most 1 hour).
+    ///
+    /// 30 s is a Kafka client's default `request.timeout.ms`: a broker that
+    /// mutes a connection for longer makes the client time out and retry,
+    /// which adds load instead of shedding it. A capped delay does not
+    /// forgive the debt: the next call is delayed again until the backlog
+    /// has drained.
+    pub fn max_throttle(mut self, max: Duration) -> Self {
+        self.max_throttle = max;
+        self
+    }
+
     /// Builds the manager.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] if the bucket count is 0 or above 1024, the
-    /// window is longer than an hour, a bucket would be shorter than 1 µs, or
-    /// the window does not split into equal whole-nanosecond buckets.
+    /// window is longer than an hour, a bucket would be shorter than 1 µs,
+    /// the window does not split into equal whole-nanosecond buckets, or
+    /// `max_throttle` is 0 or longer than an hour.
     pub fn try_build(self) -> Result<Manager, Error> {
         let geometry = Geometry::new(self.window, self.buckets).map_err(Error::InvalidConfig)?;
-        let clock = TickClock::new(self.clock, geometry);
+        let max_throttle =
+            validate_max_throttle(self.max_throttle).map_err(Error::InvalidConfig)?;
+        let clock = TickClock::new(self.clock, geometry, max_throttle);
         Ok(Manager {
             registry: Registry::new(self.capacity),
             clock: StdArc::new(clock),
@@ -192,6 +209,7 @@ impl Manager {
             window: Duration::from_secs(1),
             buckets: 10,
             capacity: 0,
+            max_throttle: DEFAULT_MAX_THROTTLE,
         }
     }
 
@@ -203,6 +221,11 @@ impl Manager {
     /// Buckets per window.
     pub fn buckets(&self) -> usize {
         self.clock.geometry().buckets as usize
+    }
+
+    /// The cap on throttle delays (see [`ManagerBuilder::max_throttle`]).
+    pub fn max_throttle(&self) -> Duration {
+        self.clock.throttle_shape().max_throttle
     }
 
     /// Number of tenants.
@@ -572,6 +595,73 @@ impl Manager {
     #[inline]
     pub fn enforce_request_quota(&self, id: &str) -> Result<(), Error> {
         self.lookup(id, |t| t.enforce_request())?
+    }
+
+    /// Records a produce of `bytes` in `messages` messages (plus one
+    /// request) and answers how long to hold the client off, Kafka-style
+    /// (`throttle_time_ms`), instead of refusing it.
+    ///
+    /// The call is always recorded, in the same windows as
+    /// [`Manager::enforce_produce_quota`] (usage, utilization, counters and
+    /// the refusing calls see it). The answer is `Duration::ZERO` while the
+    /// tenant stays within its rate quotas (every call the refusing call
+    /// would have admitted gets zero); otherwise the time until its backlog
+    /// is back within one window's worth, the largest over the rate quotas
+    /// it is over, at most [`ManagerBuilder::max_throttle`]. A capped delay
+    /// does not forgive the debt: a client that sends again after the cap
+    /// is delayed again. Debt is carried past the window, so a client that
+    /// waits each delay is admitted at most one window plus quota × time
+    /// over any span. See `QuotaTracker::throttle_produce` for the rules.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streambus_tenancy::{Manager, Quotas};
+    ///
+    /// let (clock, mock) = quanta::Clock::mock();
+    /// let manager = Manager::builder().clock(clock).build(); // 1 s window, 10 buckets
+    /// manager.create_tenant("t", "T", Quotas { max_bytes_per_second: 100, ..Quotas::unlimited() })?;
+    ///
+    /// // Within the quota: no delay.
+    /// assert_eq!(manager.throttle_produce_quota("t", 100, 1)?, Duration::ZERO);
+    /// // 400 more: recorded, and the client is muted until the debt drains.
+    /// let delay = manager.throttle_produce_quota("t", 400, 1)?;
+    /// assert_eq!(delay, Duration::from_secs(4));
+    /// mock.increment(delay);
+    /// assert_eq!(manager.throttle_produce_quota("t", 0, 0)?, Duration::ZERO);
+    /// # Ok::<(), streambus_tenancy::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotActive`] (nothing recorded),
+    /// [`Error::TenantNotFound`]. Never [`Error::QuotaExceeded`].
+    #[inline]
+    pub fn throttle_produce_quota(
+        &self,
+        id: &str,
+        bytes: u64,
+        messages: u64,
+    ) -> Result<Duration, Error> {
+        self.lookup(id, |t| t.throttle_produce(bytes, messages))?
+    }
+
+    /// Records a consume (fetch) of `bytes` in `messages` messages (plus one
+    /// request) and answers how long to hold the client off; as
+    /// [`Manager::throttle_produce_quota`], in the same windows and backlog.
+    ///
+    /// # Errors
+    ///
+    /// As [`Manager::throttle_produce_quota`].
+    #[inline]
+    pub fn throttle_consume_quota(
+        &self,
+        id: &str,
+        bytes: u64,
+        messages: u64,
+    ) -> Result<Duration, Error> {
+        self.lookup(id, |t| t.throttle_consume(bytes, messages))?
     }
 
     #[inline]

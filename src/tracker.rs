@@ -24,6 +24,7 @@ use crate::counter::Counter;
 use crate::quotas::QuotaCell;
 use crate::sync::{AtomicU32, AtomicU64, AtomicU8, Ordering, StdArc};
 use crate::tenant::TenantInfo;
+use crate::throttle::{Limit, ThrottleState};
 use crate::window::{Fast, Refused, Window, WindowHead};
 use crate::{Error, HeldUsage, QuotaError, QuotaType, Quotas, TenantStatus, Usage};
 
@@ -113,6 +114,8 @@ pub struct QuotaTracker {
     /// The window of connections opened, read only when a connection is
     /// added (so it stays out of the produce path's lines).
     opened: WindowHead,
+    /// The throttle calls' backlogs (see `throttle.rs`): 32 bytes.
+    throttle: ThrottleState,
     slots: Slots,
     id: StdArc<str>,
     counts: [Counter; 6],
@@ -150,6 +153,7 @@ impl QuotaTracker {
             heads: Default::default(),
             archived: Default::default(),
             opened: WindowHead::default(),
+            throttle: ThrottleState::default(),
             slots: Slots::new(WINDOWS * n),
             counts: Default::default(),
             storage: Counter::new(),
@@ -456,6 +460,102 @@ impl QuotaTracker {
                 self.window(rate).record(&mut now, amount);
             }
         }
+    }
+
+    // ----- throttle --------------------------------------------------------
+
+    /// Records bytes, messages and requests and answers the delay.
+    #[inline]
+    fn throttle_rates(&self, amounts: [u64; 3]) -> Result<Duration, Error> {
+        self.check_active()?;
+        let limits = self.quotas.rates();
+        let geometry = self.clock.geometry();
+        let now = self.clock.now();
+        let limits = limits.map(|q| {
+            if q < 0 {
+                Limit::Unlimited
+            } else {
+                Limit::Window(geometry.window_limit(q as u64))
+            }
+        });
+        let delay = self
+            .throttle
+            .throttle(now, amounts, limits, self.clock.throttle_shape());
+        // Recorded unchecked, as `record_throughput`, through the common
+        // case first (head open at this tick).
+        let mut at = now;
+        for (rate, amount) in amounts.into_iter().enumerate() {
+            if amount != 0 {
+                match self.heads[rate].admit_fast(at.tick, amount, u64::MAX) {
+                    Fast::Admitted(_) => {}
+                    _ => {
+                        let _ = self.admit_slow(rate, &mut at, amount, u64::MAX);
+                    }
+                }
+            }
+        }
+        Ok(delay)
+    }
+
+    /// Records a produce (one request plus `bytes` and `messages`) and
+    /// answers how long to hold the client off: Kafka's `throttle_time_ms`
+    /// instead of a refusal.
+    ///
+    /// The amounts are recorded whatever the answer, in the windows the
+    /// refusing calls use (so usage, utilization, lifetime counters and
+    /// later `enforce_*` calls see them), like
+    /// [`QuotaTracker::record_throughput`]. The delay comes from a backlog
+    /// per rate quota that only throttle calls advance (calls admitted by
+    /// `enforce_*` are in the windows, not in the backlog), and it is:
+    ///
+    /// - `Duration::ZERO` as long as every call would have been admitted by
+    ///   [`QuotaTracker::enforce_produce`] on its own history;
+    /// - otherwise the smallest wait (to within one bucket) after which the
+    ///   tenant's backlog is back within one window's worth of its quota;
+    ///   the largest such wait over the rate quotas, at most the manager's
+    ///   [`max_throttle`](crate::ManagerBuilder::max_throttle);
+    /// - `max_throttle` for any non-zero amount against a quota of 0; an
+    ///   unlimited quota never delays.
+    ///
+    /// Debt is carried past the window and is not forgiven by the cap: a
+    /// client that waits every delay is admitted at most one window's worth
+    /// plus quota × elapsed time over any span of at least a window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streambus_tenancy::{Manager, Quotas};
+    ///
+    /// let (clock, mock) = quanta::Clock::mock();
+    /// let manager = Manager::builder().clock(clock).build();
+    /// manager.create_tenant("t", "T", Quotas { max_messages_per_second: 10, ..Quotas::unlimited() })?;
+    /// let tracker = manager.get_tracker("t")?;
+    /// assert_eq!(tracker.throttle_produce(0, 30)?, Duration::from_secs(2));
+    /// mock.increment(Duration::from_secs(2));
+    /// assert_eq!(tracker.throttle_produce(0, 0)?, Duration::ZERO);
+    /// # Ok::<(), streambus_tenancy::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantNotActive`] if the tenant is suspended or deleted
+    /// (nothing is recorded). Never [`Error::QuotaExceeded`].
+    #[inline]
+    pub fn throttle_produce(&self, bytes: u64, messages: u64) -> Result<Duration, Error> {
+        self.throttle_rates([bytes, messages, 1])
+    }
+
+    /// Records a consume (fetch) and answers how long to hold the client
+    /// off; as [`QuotaTracker::throttle_produce`], in the same windows and
+    /// backlogs.
+    ///
+    /// # Errors
+    ///
+    /// As [`QuotaTracker::throttle_produce`].
+    #[inline]
+    pub fn throttle_consume(&self, bytes: u64, messages: u64) -> Result<Duration, Error> {
+        self.throttle_rates([bytes, messages, 1])
     }
 
     // ----- counts ----------------------------------------------------------

@@ -1,5 +1,6 @@
-//! The enforce path performs no heap allocation, on admission and on refusal
-//! alike. A counting global allocator counts the allocations each thread makes.
+//! The enforce and throttle paths perform no heap allocation, on admission
+//! and on refusal (or delay) alike. A counting global allocator counts the
+//! allocations each thread makes.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -40,7 +41,7 @@ fn allocations_in(f: impl FnOnce()) -> u64 {
 }
 
 #[test]
-fn enforce_allocates_nothing_on_admit_or_refuse() {
+fn enforce_and_throttle_allocate_nothing_on_admit_or_refuse() {
     let (clock, mock) = quanta::Clock::mock();
     let m = Manager::builder().clock(clock).build();
     m.create_tenant(
@@ -66,12 +67,14 @@ fn enforce_allocates_nothing_on_admit_or_refuse() {
     for _ in 0..10 {
         let _ = m.enforce_produce_quota("hot", 1, 1);
         let _ = tracker.enforce_produce(1, 1);
+        let _ = m.throttle_produce_quota("hot", 1, 1);
         m.enforce_connection_quota("hot").unwrap();
         m.release_connection("hot");
     }
 
     let mut admitted = 0;
     let mut refused = 0;
+    let (mut throttled, mut unthrottled) = (0, 0);
     let n = allocations_in(|| {
         for i in 0..200_000u64 {
             // Cross bucket boundaries too: rotation is on the measured path.
@@ -91,12 +94,30 @@ fn enforce_allocates_nothing_on_admit_or_refuse() {
                     Err(e) => panic!("{e}"),
                 }
             }
+            // Throttle mode: recorded, answered with a delay.
+            for d in [
+                m.throttle_produce_quota("hot", 1000, 1),
+                m.throttle_consume_quota("hot", 1000, 1),
+                tracker.throttle_produce(1000, 1),
+                tracker.throttle_consume(0, 0),
+                m.throttle_produce_quota("free", 1 << 20, 10),
+            ] {
+                if d.unwrap().is_zero() {
+                    unthrottled += 1;
+                } else {
+                    throttled += 1;
+                }
+            }
         }
     });
     assert_eq!(n, 0, "enforce allocated {n} times");
     assert!(
         admitted > 0 && refused > 0,
         "{admitted} admitted, {refused} refused"
+    );
+    assert!(
+        throttled > 0 && unthrottled > 0,
+        "{throttled} throttled, {unthrottled} not"
     );
 
     // Refusals that never fit (retry_after None) and every count quota.

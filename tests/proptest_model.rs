@@ -119,6 +119,8 @@ fn call() -> impl Strategy<Value = Call> {
         1 => amount().prop_map(Call::UpdateStorage),
         1 => amount().prop_map(Call::Retention),
         1 => held_usage().prop_map(Call::RestoreUsage),
+        3 => (amount(), amount()).prop_map(|(bytes, messages)| Call::ThrottleProduce { bytes, messages }),
+        1 => (amount(), amount()).prop_map(|(bytes, messages)| Call::ThrottleConsume { bytes, messages }),
     ]
 }
 
@@ -250,8 +252,10 @@ fn rate_scenario() -> impl Strategy<Value = ((Duration, usize), Quotas, Vec<Op>)
             2 => Just(Op::Call { id: "a".into(), call: Call::Request }),
             1 => (small.clone(), 0u64..=3)
                 .prop_map(|(bytes, messages)| Op::Call { id: "a".into(), call: Call::Check { bytes, messages } }),
-            1 => (small, 0u64..=3)
+            1 => (small.clone(), 0u64..=3)
                 .prop_map(|(bytes, messages)| Op::Call { id: "a".into(), call: Call::Record { bytes, messages } }),
+            3 => (small, 0u64..=3)
+                .prop_map(|(bytes, messages)| Op::Call { id: "a".into(), call: Call::ThrottleProduce { bytes, messages } }),
             4 => prop_oneof![
                 select(vec![0, 1, b - 1, b, b + 1, w - 1, w]),
                 0..2 * w

@@ -46,19 +46,7 @@ fn every_field_round_trips_exactly() {
     let mut store = RedisStore::open(&redis.url()).unwrap();
     assert_eq!(store.load_all().unwrap(), vec![]);
     // Distinct values, so a field stored under another's name shows.
-    let quotas = Quotas {
-        max_bytes_per_second: 1_000_001,
-        max_messages_per_second: 1_002,
-        max_storage_bytes: 1_000_003,
-        max_topics: 1_004,
-        max_partitions: 1_005,
-        max_connections: 1_006,
-        max_producers: 1_007,
-        max_consumers: 1_008,
-        max_consumer_groups: 1_009,
-        max_requests_per_second: 1_010,
-        max_retention_hours: 1_011,
-    };
+    let quotas = Quotas::from_fn(|q| 1_000_001 + q.index() as i64);
     let a = Tenant {
         id: "acme.prod-1_x".into(),
         name: "Acme \"Prod\" ünïcode".into(),

@@ -203,6 +203,16 @@ pub mod call {
     }
 
     #[inline(never)]
+    pub fn ours_throttle(m: &Manager, id: &str) -> Result<std::time::Duration, Error> {
+        m.throttle_produce_quota(id, MSG_BYTES, 1)
+    }
+
+    #[inline(never)]
+    pub fn ours_tracker_throttle(t: &QuotaTracker) -> Result<std::time::Duration, Error> {
+        t.throttle_produce(MSG_BYTES, 1)
+    }
+
+    #[inline(never)]
     pub fn ours_connection_pair(m: &Manager, id: &str) -> Result<(), Error> {
         let r = m.enforce_connection_quota(id);
         m.release_connection(id);

@@ -103,7 +103,9 @@ pub fn partitions(u: &mut Unstructured<'_>) -> Result<u32> {
 
 pub fn call(u: &mut Unstructured<'_>) -> Result<Call> {
     let two = |u: &mut Unstructured<'_>| Ok::<_, arbitrary::Error>((amount(u)?, amount(u)?));
-    Ok(match u.int_in_range(0u8..=30)? {
+    // New kinds are appended at the end, so every input of the committed
+    // corpus still decodes to a valid sequence.
+    Ok(match u.int_in_range(0u8..=34)? {
         0..=7 => {
             let (bytes, messages) = two(u)?;
             Call::Produce { bytes, messages }
@@ -127,7 +129,15 @@ pub fn call(u: &mut Unstructured<'_>) -> Result<Call> {
         27 => Call::ReleaseTopic(partitions(u)?),
         28 => Call::Storage(amount(u)?),
         29 => Call::UpdateStorage(amount(u)?),
-        _ => Call::Retention(amount(u)?),
+        30 => Call::Retention(amount(u)?),
+        31..=33 => {
+            let (bytes, messages) = two(u)?;
+            Call::ThrottleProduce { bytes, messages }
+        }
+        _ => {
+            let (bytes, messages) = two(u)?;
+            Call::ThrottleConsume { bytes, messages }
+        }
     })
 }
 

@@ -15,7 +15,7 @@ use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use streambus_tenancy::loom_api::{LoomCounter, LoomWindow};
+use streambus_tenancy::loom_api::{LoomCounter, LoomThrottle, LoomWindow};
 use streambus_tenancy::{Error, Manager, Quotas, TenantStatus};
 
 fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
@@ -431,5 +431,66 @@ fn quota_swap_whole() {
         assert_eq!(t.quotas(), new);
         let usage = t.get_usage();
         assert_eq!((usage.bytes_per_second, usage.messages_per_second), (0, 0));
+    });
+}
+
+/// Model 8: two calls throttle one tenant's bytes at once (one of them with
+/// a clock reading a tick behind, so it adopts the other's newer tick if the
+/// other goes first), over a backlog left by an earlier call. No backlog is
+/// lost: the final backlog is the sequential one; and neither call is
+/// answered a shorter delay than the sequential definition gives it in the
+/// order the two took effect.
+#[test]
+fn throttle_concurrent_calls_lose_no_backlog() {
+    // Window limit 4 over 2 buckets: a tolerance of 8 (amount x 2); each
+    // tick drains 4.
+    const LIMIT: u64 = 4;
+    const N: u64 = 2;
+    // The sequential definition, from an empty backlog at tick 0 after the
+    // first call: (backlog, delay in ticks from `tick`'s start).
+    fn sequential(calls: &[(u64, u64)]) -> Vec<(u64, u64)> {
+        let (mut s, mut b) = (0u64, 0u64);
+        calls
+            .iter()
+            .map(|&(tick, amount)| {
+                let t = tick.max(s);
+                b = b.saturating_sub(LIMIT * (t - s)) + amount * N;
+                s = t;
+                let k = if b <= N * LIMIT {
+                    0
+                } else {
+                    (b - N * LIMIT).div_ceil(LIMIT)
+                };
+                (b, if k == 0 { 0 } else { t + k - tick })
+            })
+            .collect()
+    }
+    let ms = |ticks: u64| std::time::Duration::from_millis(100 * ticks);
+    model(3, move || {
+        let t = Arc::new(LoomThrottle::new(LIMIT, N));
+        // 6 bytes at tick 1: backlog 12, 1 tick of delay.
+        assert_eq!(t.throttle(1, 6), ms(1));
+        let a = {
+            let t = t.clone();
+            thread::spawn(move || t.throttle(1, 3))
+        };
+        let b = {
+            let t = t.clone();
+            thread::spawn(move || t.throttle(2, 5))
+        };
+        let (da, db) = (a.join().unwrap(), b.join().unwrap());
+        // Either order is a sequential history.
+        let a_first = sequential(&[(1, 6), (1, 3), (2, 5)]);
+        let b_first = sequential(&[(1, 6), (2, 5), (1, 3)]);
+        let (tick, backlog) = t.backlog();
+        assert_eq!(tick, 2);
+        assert_eq!(backlog, a_first[2].0, "backlog lost");
+        assert_eq!(a_first[2].0, b_first[2].0);
+        let as_a_first = (da, db) == (ms(a_first[1].1), ms(a_first[2].1));
+        let as_b_first = (da, db) == (ms(b_first[2].1), ms(b_first[1].1));
+        assert!(
+            as_a_first || as_b_first,
+            "delays {da:?} {db:?} match no order: {a_first:?} {b_first:?}"
+        );
     });
 }

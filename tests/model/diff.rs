@@ -66,6 +66,27 @@ pub enum Call {
     Retention(u64),
     /// `restore_usage`: every held count and the storage set, unchecked.
     RestoreUsage(HeldUsage),
+    /// `throttle_produce`: recorded, answered with a delay.
+    ThrottleProduce {
+        bytes: u64,
+        messages: u64,
+    },
+    /// `throttle_consume`.
+    ThrottleConsume {
+        bytes: u64,
+        messages: u64,
+    },
+}
+
+impl Call {
+    /// A throttle call's amounts (bytes, messages, one request).
+    pub fn throttle_amounts(self) -> Option<[u64; 3]> {
+        match self {
+            Call::ThrottleProduce { bytes, messages }
+            | Call::ThrottleConsume { bytes, messages } => Some([bytes, messages, 1]),
+            _ => None,
+        }
+    }
 }
 
 /// One step of a test.
@@ -117,6 +138,9 @@ pub struct Stats {
     pub rate_refusals: u64,
     pub retry_probes: u64,
     pub skipped: u64,
+    /// Throttle calls answered with a delay, and with none.
+    pub throttled: u64,
+    pub unthrottled: u64,
 }
 
 /// Did two errors say the same thing? Validation messages are prose: the
@@ -358,6 +382,18 @@ impl Harness {
     }
 
     fn call_by_id(&mut self, op: &Op, id: &str, call: Call) {
+        if call.throttle_amounts().is_some() {
+            let e = match call {
+                Call::ThrottleProduce { bytes, messages } => {
+                    self.manager.throttle_produce_quota(id, bytes, messages)
+                }
+                _ => self
+                    .manager
+                    .throttle_consume_quota(id, bytes_of(call), messages_of(call)),
+            };
+            let i = self.model.lookup(id);
+            return self.throttle_compare(op, e, i, call);
+        }
         let m = &self.manager;
         let (e, skip_model_lookup) = match call {
             Call::Release(h) => {
@@ -423,13 +459,25 @@ impl Harness {
             Call::UpdateStorage(b) => m.update_storage_usage(id, b),
             Call::RestoreUsage(h) => m.restore_usage(id, &h),
             Call::Retention(h) => m.enforce_retention_quota(id, h),
-            Call::Check { .. } | Call::Record { .. } | Call::Release(_) | Call::ReleaseTopic(_) => {
+            Call::Check { .. }
+            | Call::Record { .. }
+            | Call::Release(_)
+            | Call::ReleaseTopic(_)
+            | Call::ThrottleProduce { .. }
+            | Call::ThrottleConsume { .. } => {
                 unreachable!("handled by call_by_id")
             }
         }
     }
 
     fn call_on(&mut self, op: &Op, t: &QuotaTracker, i: usize, call: Call) {
+        if call.throttle_amounts().is_some() {
+            let e = match call {
+                Call::ThrottleProduce { bytes, messages } => t.throttle_produce(bytes, messages),
+                _ => t.throttle_consume(bytes_of(call), messages_of(call)),
+            };
+            return self.throttle_compare(op, e, Ok(i), call);
+        }
         let Some(m) = self.model_call(op, i, call) else {
             return;
         };
@@ -477,8 +525,48 @@ impl Harness {
                 Ok(())
             }
             Call::Retention(h) => t.check_retention(h),
+            Call::ThrottleProduce { .. } | Call::ThrottleConsume { .. } => {
+                unreachable!("handled above")
+            }
         };
         self.compare_call(op, e, m);
+    }
+
+    /// A throttle call's engine answer `e` against the model's on instance
+    /// `i` (or its lookup error): the same error, or exactly the same delay.
+    fn throttle_compare(
+        &mut self,
+        op: &Op,
+        e: Result<Duration, Error>,
+        i: Result<usize, Error>,
+        call: Call,
+    ) {
+        let amounts = call.throttle_amounts().expect("a throttle call");
+        let g = self.g();
+        let now = self.model.now();
+        let m = i.and_then(|i| {
+            self.model.instances[i].throttle(
+                amounts,
+                now,
+                &g,
+                super::throttle::DEFAULT_MAX_THROTTLE,
+            )
+        });
+        let same = match (&e, &m) {
+            (Ok(a), Ok(b)) => a == b,
+            (Err(a), Err(b)) => same_error(a, b),
+            _ => false,
+        };
+        assert!(
+            same,
+            "engine and model disagree on {op:?}\n engine: {e:?}\n  model: {m:?}"
+        );
+        match e {
+            Ok(d) if d.is_zero() => self.stats.unthrottled += 1,
+            Ok(_) => self.stats.throttled += 1,
+            Err(_) => {}
+        }
+        self.last = Some(e.map(|_| ()));
     }
 
     /// The model's answer to `call` on instance `i`, applied; `None` if the
@@ -517,6 +605,9 @@ impl Harness {
                 Ok(())
             }
             Call::Retention(h) => t.check_retention(h),
+            Call::ThrottleProduce { .. } | Call::ThrottleConsume { .. } => {
+                unreachable!("handled by throttle_compare")
+            }
         })
     }
 
@@ -676,6 +767,14 @@ impl Harness {
             );
         }
     }
+}
+
+fn bytes_of(call: Call) -> u64 {
+    call.throttle_amounts().map_or(0, |a| a[0])
+}
+
+fn messages_of(call: Call) -> u64 {
+    call.throttle_amounts().map_or(0, |a| a[1])
 }
 
 /// Tenant ids a test draws from: valid ones (watched) and ones every call

@@ -30,6 +30,7 @@
 #![allow(dead_code)]
 
 pub mod diff;
+pub mod throttle;
 mod window;
 
 pub use window::{Geometry, Now, Window};
@@ -107,6 +108,8 @@ pub struct Tenant {
     pub storage: u64,
     pub refused: [u64; QuotaType::COUNT],
     pub refused_not_active: u64,
+    /// Throttle mode's backlogs (`throttle.rs`).
+    pub throttle: throttle::Backlogs,
 }
 
 /// What a rate call decided, before anything is applied.
@@ -139,6 +142,7 @@ impl Tenant {
             storage: 0,
             refused: [0; QuotaType::COUNT],
             refused_not_active: 0,
+            throttle: Default::default(),
         }
     }
 
