@@ -111,12 +111,13 @@ pub struct QuotaTracker {
     // ---- 128 bytes: the rest is read on rotations, counts and reports.
     /// Each window's lifetime total less its open head (see `Window`).
     archived: [AtomicU64; WINDOWS],
+    slots: Slots,
     /// The window of connections opened, read only when a connection is
-    /// added (so it stays out of the produce path's lines).
+    /// added (after the slots, so that a rotation of the produce path finds
+    /// its slots as close to the hot words as with three windows).
     opened: WindowHead,
     /// The throttle calls' backlogs (see `throttle.rs`): 32 bytes.
     throttle: ThrottleState,
-    slots: Slots,
     id: StdArc<str>,
     counts: [Counter; 6],
     storage: Counter,
@@ -217,15 +218,25 @@ impl QuotaTracker {
     #[inline]
     fn window(&self, rate: usize) -> Window<'_> {
         let geometry = self.clock.geometry();
+        let n = geometry.buckets as usize;
+        let slots = self.slots.get(WINDOWS * n);
+        // The produce path's three windows interleaved (a tick's slots side
+        // by side), then the connection window's, so that a rotation and a
+        // sum of the produce path touch the same lines as with three windows.
+        let (head, slots, layout) = if rate == OPENED {
+            (&self.opened, &slots[3 * n..], (1, 0, geometry.buckets))
+        } else {
+            (
+                &self.heads[rate],
+                &slots[..3 * n],
+                (3, rate, geometry.buckets),
+            )
+        };
         Window::new(
-            if rate == OPENED {
-                &self.opened
-            } else {
-                &self.heads[rate]
-            },
+            head,
             &self.archived[rate],
-            self.slots.get(WINDOWS * geometry.buckets as usize),
-            (WINDOWS, rate, geometry.buckets),
+            slots,
+            layout,
             geometry.bucket_nanos,
         )
     }
@@ -865,9 +876,8 @@ impl QuotaTracker {
 /// window has 10); longer windows keep theirs in a boxed slice.
 const INLINE_BUCKETS: usize = 10;
 
-/// The four windows' slots, interleaved: bytes, messages, requests and
-/// connections opened of tick index 0, then of index 1, ... (a tick's three
-/// produce-path slots share one 32-byte group).
+/// The four windows' slots: bytes, messages and requests interleaved (tick
+/// index 0 of the three, then index 1, ...), then connections opened.
 #[derive(Debug)]
 struct Slots {
     inline: [AtomicU64; WINDOWS * INLINE_BUCKETS],
