@@ -259,13 +259,14 @@ fn the_text_parses_as_prometheus_text() {
         ),
         Some(1.0)
     );
-    // 10 usage + 11 limits + 10 utilization + 3 admitted + 12 refused + status.
+    // 11 usage + 11 limits (the connection-creation rate is unlimited) + 11
+    // utilization + 3 admitted + 13 refused + status.
     let idle = f
         .values()
         .flat_map(|f| &f.samples)
         .filter(|s| s.labels.get("tenant").map(String::as_str) == Some("idle"))
         .count();
-    assert_eq!(idle, 47);
+    assert_eq!(idle, 50);
 }
 
 #[test]
@@ -311,7 +312,7 @@ fn series_above_writes_only_the_tenants_at_or_above() {
         .flat_map(|f| &f.samples)
         .filter(|s| s.labels.get("tenant").map(String::as_str) == Some("over"))
         .count();
-    assert_eq!(over, 47 + 1);
+    assert_eq!(over, 50 + 1);
 
     assert_eq!(
         tenants_in(&render(TenantSeries::AboveUtilization(81))),
