@@ -465,10 +465,22 @@ impl QuotaTracker {
     /// The seed's second step: records `bytes`, `messages` and one request
     /// without checking any limit (saturating, never wrapping).
     pub fn record_throughput(&self, bytes: u64, messages: u64) {
-        let mut now = self.clock.now();
-        for (rate, amount) in [bytes, messages, 1].into_iter().enumerate() {
-            if amount != 0 {
-                self.window(rate).record(&mut now, amount);
+        self.record_rates(self.clock.now(), [bytes, messages, 1]);
+    }
+
+    /// Counts bytes, messages and requests without a limit (saturating),
+    /// through each window's fast path first: the seed's record step, and
+    /// what a throttle call records.
+    #[inline]
+    fn record_rates(&self, mut now: Now, amounts: [u64; 3]) {
+        for (rate, amount) in amounts.into_iter().enumerate() {
+            if amount == 0 {
+                continue;
+            }
+            // An unlimited admission is never refused: admitted here, or
+            // by the general loop.
+            if self.heads[rate].admit_fast(now.tick, amount, u64::MAX) == Fast::Slow {
+                let _ = self.admit_slow(rate, &mut now, amount, u64::MAX);
             }
         }
     }
@@ -492,19 +504,7 @@ impl QuotaTracker {
         let delay = self
             .throttle
             .throttle(now, amounts, limits, self.clock.throttle_shape());
-        // Recorded unchecked, as `record_throughput`, through the common
-        // case first (head open at this tick).
-        let mut at = now;
-        for (rate, amount) in amounts.into_iter().enumerate() {
-            if amount != 0 {
-                match self.heads[rate].admit_fast(at.tick, amount, u64::MAX) {
-                    Fast::Admitted(_) => {}
-                    _ => {
-                        let _ = self.admit_slow(rate, &mut at, amount, u64::MAX);
-                    }
-                }
-            }
-        }
+        self.record_rates(now, amounts);
         Ok(delay)
     }
 

@@ -591,6 +591,10 @@ impl<'a> Window<'a> {
 
     /// Counts `amount` without a limit (saturating at [`COUNT_MAX`] per
     /// bucket); returns the tick counted in and the amount actually added.
+    /// (The tracker records through [`WindowHead::admit_fast`] and
+    /// [`Window::admit_general`] itself, the same steps; the loom models
+    /// call this.)
+    #[cfg(quota_loom)]
     #[inline]
     pub(crate) fn record(&self, now: &mut Now, amount: u64) -> (u64, u64) {
         match self.try_admit(now, amount, u64::MAX) {

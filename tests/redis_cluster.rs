@@ -57,19 +57,7 @@ fn the_store_and_the_follower_work_on_a_redis_cluster() {
     const ROUNDS: usize = 5;
     let results =
         redis_support::race_creates(|t| cluster.url(t % cluster.nodes.len()), THREADS, ROUNDS);
-    for round in 0..ROUNDS {
-        let outcomes: Vec<_> = results.iter().map(|r| r[round]).collect();
-        let winners: Vec<usize> = (0..THREADS).filter(|&t| outcomes[t].is_ok()).collect();
-        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
-        assert!(
-            outcomes
-                .iter()
-                .all(|o| *o == Ok(()) || *o == Err(StoreErrorKind::Exists)),
-            "{outcomes:?}"
-        );
-        let (stored, _) = store.get(&format!("race-{round}")).unwrap().unwrap();
-        assert_eq!(stored.name, format!("by thread {}", winners[0]));
-    }
+    redis_support::assert_one_winner_per_round(&results, &mut store);
     version += ROUNDS as u64;
     assert!(
         follower.wait_for(version, WAIT),

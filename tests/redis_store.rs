@@ -89,19 +89,7 @@ fn of_racing_creates_of_one_id_exactly_one_wins() {
     let url = redis.url();
     let results = redis_support::race_creates(|_| url.clone(), THREADS, ROUNDS);
     let mut store = RedisStore::open(&url).unwrap();
-    for round in 0..ROUNDS {
-        let outcomes: Vec<_> = results.iter().map(|r| r[round]).collect();
-        let winners: Vec<usize> = (0..THREADS).filter(|&t| outcomes[t].is_ok()).collect();
-        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
-        assert!(
-            outcomes
-                .iter()
-                .all(|o| *o == Ok(()) || *o == Err(StoreErrorKind::Exists)),
-            "{outcomes:?}"
-        );
-        let (stored, _) = store.get(&format!("race-{round}")).unwrap().unwrap();
-        assert_eq!(stored.name, format!("by thread {}", winners[0]));
-    }
+    redis_support::assert_one_winner_per_round(&results, &mut store);
     assert_eq!(stream(&redis).len(), ROUNDS, "one stream entry per winner");
 }
 

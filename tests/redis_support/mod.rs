@@ -349,3 +349,28 @@ pub fn race_creates(
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
 }
+
+/// Checks what [`race_creates`] returned: in every round exactly one thread
+/// created the tenant, the others were told it exists, and `store` holds the
+/// winner's.
+pub fn assert_one_winner_per_round(
+    results: &[Vec<Result<(), StoreErrorKind>>],
+    store: &mut RedisStore,
+) {
+    let rounds = results.first().map_or(0, Vec::len);
+    for round in 0..rounds {
+        let outcomes: Vec<_> = results.iter().map(|r| r[round]).collect();
+        let winners: Vec<usize> = (0..outcomes.len())
+            .filter(|&t| outcomes[t].is_ok())
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| *o == Ok(()) || *o == Err(StoreErrorKind::Exists)),
+            "{outcomes:?}"
+        );
+        let (stored, _) = store.get(&format!("race-{round}")).unwrap().unwrap();
+        assert_eq!(stored.name, format!("by thread {}", winners[0]));
+    }
+}
