@@ -389,13 +389,12 @@ impl QuotaTracker {
                 break;
             }
         }
-        match self.quota_error(RATE_TYPES[rate], geometry.per_second(used), limits[rate]) {
-            Error::QuotaExceeded(mut e) => {
-                e.retry_after = retry;
-                Error::QuotaExceeded(e)
-            }
-            other => other,
-        }
+        self.rate_error(
+            RATE_TYPES[rate],
+            geometry.per_second(used),
+            limits[rate],
+            retry,
+        )
     }
 
     /// Admits a produce: one request plus `bytes` and `messages`, all or nothing.
