@@ -83,6 +83,18 @@ impl Geometry {
         l.min(crate::window::COUNT_MAX)
     }
 
+    /// The largest per-second rate whose [`Geometry::window_limit`] is at
+    /// most `cap` (for `cap` under the window limit of a valid quota).
+    pub(crate) fn rate_for_window(&self, cap: u64) -> u64 {
+        let w = self.window_nanos() as u128;
+        if w == 1_000_000_000 {
+            return cap;
+        }
+        // floor(r * w / 1e9) <= cap  <=>  r * w < (cap + 1) * 1e9.
+        let bound = (cap as u128 + 1) * 1_000_000_000u128;
+        (bound.div_ceil(w) - 1).min(u64::MAX as u128) as u64
+    }
+
     /// Converts an amount held by a window into a per-second rate.
     #[inline]
     pub(crate) fn per_second(&self, in_window: u64) -> u64 {
@@ -128,6 +140,8 @@ pub(crate) struct TickClock {
     source: TimeSource,
     geometry: Geometry,
     max_throttle: Duration,
+    /// Set once a cluster sync attaches (see `cluster_hooks.rs`).
+    cluster: std::sync::OnceLock<crate::cluster_hooks::ClusterHooks>,
 }
 
 impl TickClock {
@@ -142,7 +156,19 @@ impl TickClock {
             source: TimeSource::new(clock),
             geometry,
             max_throttle,
+            cluster: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The cluster sync's hooks, if one is attached.
+    #[inline]
+    pub(crate) fn cluster(&self) -> Option<&crate::cluster_hooks::ClusterHooks> {
+        self.cluster.get()
+    }
+
+    /// Attaches the cluster hooks (once; later calls return the first).
+    pub(crate) fn attach_cluster(&self) -> &crate::cluster_hooks::ClusterHooks {
+        self.cluster.get_or_init(crate::cluster_hooks::ClusterHooks::new)
     }
 
     /// Reads the clock once.

@@ -137,6 +137,8 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+mod cluster_hooks;
 mod counter;
 mod error;
 #[cfg(quota_loom)]

@@ -305,6 +305,10 @@ impl Manager {
             StdArc::clone(&self.clock),
             info,
         );
+        if let Some(hooks) = self.clock.cluster() {
+            tracker.cap_rates(hooks.unfollowed_caps(&t.quotas, self.clock.geometry()));
+            tracker.rewatch();
+        }
         if t.status == TenantStatus::Suspended {
             let _ = tracker.transition(&[TenantStatus::Active], TenantStatus::Suspended);
         }
@@ -902,6 +906,29 @@ impl Manager {
     /// consistent view: tenants created or deleted meanwhile may or may not
     /// be seen). For readers that walk every tenant without copying them.
     #[cfg(feature = "server")]
+    /// Attaches a cluster sync's hooks: from now on every tenant is capped
+    /// at its unfollowed share and watched (see `cluster_hooks.rs`).
+    pub(crate) fn attach_cluster(&self) -> &crate::cluster_hooks::ClusterHooks {
+        let hooks = self.clock.attach_cluster();
+        // Tenants inserted from here on are capped and watched by `insert`;
+        // those already in are done here (both, for one inserted meanwhile).
+        self.for_each_tracker(|t| {
+            t.cap_rates(hooks.unfollowed_caps(&t.quotas(), self.clock.geometry()));
+            t.rewatch();
+        });
+        hooks
+    }
+
+    /// The window geometry.
+    pub(crate) fn geometry(&self) -> crate::clock::Geometry {
+        *self.clock.geometry()
+    }
+
+    /// The attached cluster sync's hooks.
+    pub(crate) fn cluster_hooks(&self) -> Option<&crate::cluster_hooks::ClusterHooks> {
+        self.clock.cluster()
+    }
+
     pub(crate) fn for_each_tracker(&self, f: impl FnMut(&Arc<QuotaTracker>)) {
         self.registry.for_each(f)
     }

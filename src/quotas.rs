@@ -351,17 +351,46 @@ impl QuotaCell {
     #[cold]
     #[inline(never)]
     fn rates_whole(&self) -> [i64; 3] {
+        // A write is under way. Under a cluster sync the copy may hold caps
+        // the source of truth does not, so wait a little for the writer (a
+        // few stores) before deciding on the quotas themselves.
+        for _ in 0..SPINS_BEFORE_FALLBACK {
+            crate::sync::spin_loop();
+            if let Some(rates) = self.rates.read() {
+                return rates;
+            }
+        }
         rates_of(&self.whole.load())
     }
 
     /// Swaps `quotas` in; every call that starts after this returns sees them.
     pub(crate) fn store(&self, quotas: Quotas) {
-        self.rates
-            .write(rates_of(&quotas), || self.whole.store(quotas));
+        self.store_with(quotas, rates_of);
+    }
+
+    /// Swaps `quotas` in, with the rates `rates` computes from them (caps
+    /// of a cluster sync) in the hot path's copy.
+    pub(crate) fn store_with(&self, quotas: Quotas, rates: impl FnOnce(&Quotas) -> [i64; 3]) {
+        self.rates.write(|| {
+            self.whole.store(quotas);
+            rates(&quotas)
+        });
+    }
+
+    /// Replaces the hot path's rates with those `rates` computes from the
+    /// quotas in force, leaving the quotas themselves as they are.
+    pub(crate) fn recap(&self, rates: impl FnOnce(&Quotas) -> [i64; 3]) {
+        self.rates.write(|| rates(&self.whole.load()));
     }
 }
 
-fn rates_of(q: &Quotas) -> [i64; 3] {
+/// Reads of the hot path's copy a reader retries, finding a write under way,
+/// before it reads the source of truth (none under loom, whose models would
+/// otherwise explore every retry).
+const SPINS_BEFORE_FALLBACK: usize = if cfg!(quota_loom) { 0 } else { 64 };
+
+/// The three rate quotas, in window order (bytes, messages, requests).
+pub(crate) fn rates_of(q: &Quotas) -> [i64; 3] {
     [
         q.max_bytes_per_second,
         q.max_messages_per_second,

@@ -59,11 +59,12 @@ impl RateCopy {
         (before == after && before & 1 == 0).then_some(rates)
     }
 
-    /// Publishes `rates`, running `source_write` (the write to the source of
-    /// truth) inside the odd phase, so no reader can take the old rates
-    /// after `source_write` is visible. Writers exclude each other (an admin
-    /// path; readers never wait for it).
-    pub(crate) fn write(&self, rates: [i64; 3], source_write: impl FnOnce()) {
+    /// Publishes the rates `write` returns, running `write` (the write to
+    /// the source of truth, which computes the rates to publish) inside the
+    /// odd phase, so no reader can take the old rates after that write is
+    /// visible. Writers exclude each other (an admin path and the cluster
+    /// sync; readers never wait for them).
+    pub(crate) fn write(&self, write: impl FnOnce() -> [i64; 3]) {
         let mut seq = self.seq.load(Ordering::Relaxed);
         loop {
             if seq & 1 == 0 {
@@ -82,7 +83,7 @@ impl RateCopy {
                 seq = self.seq.load(Ordering::Relaxed);
             }
         }
-        source_write();
+        let rates = write();
         for (cell, rate) in self.rates.iter().zip(rates) {
             // Release: carries the odd sequence to any reader of this rate.
             cell.store(rate as u64, Ordering::Release);

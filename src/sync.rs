@@ -22,13 +22,13 @@ pub(crate) use std::sync::Arc as StdArc;
 
 #[cfg(not(quota_loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering},
+    atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering},
     Arc,
 };
 
 #[cfg(quota_loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering},
+    atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering},
     Arc,
 };
 

@@ -43,6 +43,22 @@ const RATE_TYPES: [QuotaType; 3] = [
     QuotaType::RequestsPerSecond,
 ];
 
+/// Set in the status byte while a cluster sync wants to hear of the
+/// tenant's next call (see `cluster_hooks.rs`).
+const WATCHED: u8 = 0x80;
+
+/// What [`QuotaTracker::rate_snapshot`] reads, per rate window (bytes,
+/// messages, requests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RateSnapshot {
+    /// Admitted over the tracker's life.
+    pub(crate) totals: [u64; 3],
+    /// In the window now.
+    pub(crate) in_window: [u64; 3],
+    /// Calls refused by this rate over the tracker's life (32-bit counters).
+    pub(crate) refused: [u64; 3],
+}
+
 /// The held-count quotas, in the order of `QuotaTracker::counts`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Held {
@@ -171,7 +187,7 @@ impl QuotaTracker {
 
     /// The tenant's status as this handle sees it (`Deleted` once removed).
     pub fn status(&self) -> TenantStatus {
-        TenantStatus::from_u8(self.state.load(Ordering::Acquire))
+        TenantStatus::from_u8(self.state.load(Ordering::Acquire) & !WATCHED)
     }
 
     /// The quotas in force.
@@ -195,15 +211,17 @@ impl QuotaTracker {
     ) -> Result<(), TenantStatus> {
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
-            let status = TenantStatus::from_u8(cur);
+            let status = TenantStatus::from_u8(cur & !WATCHED);
             if !from.contains(&status) {
                 return Err(status);
             }
+            // The cluster sync's `WATCHED` bit is kept across transitions.
+            let new = to.to_u8() | (cur & WATCHED);
             // AcqRel: the release half pairs with the Acquire load in
             // `check_active`; a later admission sees the new status.
             match self
                 .state
-                .compare_exchange(cur, to.to_u8(), Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => return Ok(()),
                 Err(actual) => cur = actual,
@@ -212,7 +230,18 @@ impl QuotaTracker {
     }
 
     pub(crate) fn set_quotas(&self, quotas: Quotas) {
-        self.quotas.store(quotas);
+        match self.clock.cluster() {
+            // Under a cluster sync a new quota starts at the share of a
+            // tenant the sync does not follow; if it does follow it, its
+            // next round sets the allowance.
+            Some(hooks) => {
+                let g = *self.clock.geometry();
+                let caps = hooks.unfollowed_caps(&quotas, &g);
+                self.quotas
+                    .store_with(quotas, |q| crate::cluster_hooks::capped_rates(q, caps, &g));
+            }
+            None => self.quotas.store(quotas),
+        }
     }
 
     #[inline]
@@ -248,8 +277,68 @@ impl QuotaTracker {
         if s == TenantStatus::Active.to_u8() {
             Ok(())
         } else {
-            Err(self.not_active(s))
+            self.check_active_slow(s)
         }
+    }
+
+    /// A status byte other than `Active`: not active, or active and watched
+    /// by a cluster sync that wants to hear of this call (see
+    /// `cluster_hooks.rs`).
+    #[cold]
+    #[inline(never)]
+    fn check_active_slow(&self, s: u8) -> Result<(), Error> {
+        if s != TenantStatus::Active.to_u8() | WATCHED {
+            return Err(self.not_active(s & !WATCHED));
+        }
+        // AcqRel: one caller clears the bit and tells the sync; the sync's
+        // `rewatch` (which sets it again) is ordered before this.
+        let before = self.state.fetch_and(!WATCHED, Ordering::AcqRel);
+        if before & WATCHED != 0 {
+            if let Some(hooks) = self.clock.cluster() {
+                hooks.push(StdArc::clone(&self.id));
+            }
+        }
+        Ok(())
+    }
+
+    // ----- cluster sync ----------------------------------------------------
+
+    /// The manager's window geometry.
+    pub(crate) fn clock_geometry(&self) -> &crate::clock::Geometry {
+        self.clock.geometry()
+    }
+
+    /// Watches the tenant again: its next call tells the cluster sync.
+    pub(crate) fn rewatch(&self) {
+        // AcqRel: pairs with the `fetch_and` in `check_active_slow`.
+        self.state.fetch_or(WATCHED, Ordering::AcqRel);
+    }
+
+    /// Whether a call cleared the `WATCHED` bit (the tenant had traffic).
+    pub(crate) fn is_watched(&self) -> bool {
+        self.state.load(Ordering::Acquire) & WATCHED != 0
+    }
+
+    /// Sets the hot path's rate limits to the quotas capped at `caps`
+    /// (window units: what each window may hold; `None` keeps the quota).
+    pub(crate) fn cap_rates(&self, caps: [Option<u64>; 3]) {
+        let g = *self.clock.geometry();
+        self.quotas
+            .recap(|q| crate::cluster_hooks::capped_rates(q, caps, &g));
+    }
+
+    /// The rate windows' lifetime totals and current contents, and the rate
+    /// refusals so far: what the cluster sync reports and decides from.
+    pub(crate) fn rate_snapshot(&self) -> RateSnapshot {
+        let now = self.clock.now();
+        let mut snap = RateSnapshot::default();
+        for r in 0..3 {
+            let w = self.window(r);
+            snap.totals[r] = w.total();
+            snap.in_window[r] = w.used(now);
+            snap.refused[r] = u64::from(self.refusals[RATE_TYPES[r].index()].load(Ordering::Relaxed));
+        }
+        snap
     }
 
     #[cold]

@@ -8,6 +8,9 @@
 //! - `RedisStore` (feature `cluster`): tenants in Redis, shared by several
 //!   admin servers; each change is one Lua script that checks the tenant's
 //!   version, writes it and appends it to a change stream.
+//! - `ClusterSync` (feature `cluster`): for a broker, holds every tenant's
+//!   rate quotas cluster-wide with the other brokers, through Redis, while
+//!   `enforce_*` stays local.
 //! - `Follower` (feature `cluster`): for a broker, keeps its `Manager`
 //!   equal to the tenants in Redis by tailing that change stream, with a
 //!   local snapshot to start from while Redis is down.
@@ -73,6 +76,8 @@ mod datadir;
 mod error;
 mod extract;
 #[cfg(feature = "cluster")]
+mod cluster;
+#[cfg(feature = "cluster")]
 mod follower;
 mod handlers;
 mod health;
@@ -104,6 +109,10 @@ pub use config::{
 };
 pub use datadir::{DataDir, LOCK_FILE};
 pub use error::ApiError;
+#[cfg(feature = "cluster")]
+pub use cluster::{
+    ClusterOptions, ClusterStatus, ClusterSync, TenantView, BROKER_TTL, ROUND_TIMEOUT,
+};
 #[cfg(feature = "cluster")]
 pub use follower::{Follower, MAX_BACKOFF, SNAPSHOT_INTERVAL};
 pub use health::FollowerStatus;
