@@ -148,27 +148,53 @@ local used = {}
 for r = 1, 3 do
   local base = 6 + (r - 1) * 4
   local qw = tonumber(ARGV[base + 1])
-  local w = tonumber(ARGV[base + 2])
+  local demand = tonumber(ARGV[base + 2])
   local content = tonumber(ARGV[base + 3])
   local applied = tonumber(ARGV[base + 4])
-  local held, weights, u = 0, 0, content
+  local held, u = 0, content
+  local finite = {}
+  local unbounded = 0
+  if demand < 0 then unbounded = 1 else finite[#finite + 1] = demand end
   for _, o in ipairs(others) do
     held = held + tonumber(fields['c' .. r .. '|' .. o] or '0')
-    weights = weights + tonumber(fields['w' .. r .. '|' .. o] or '0')
     u = u + tonumber(fields['u' .. r .. '|' .. o] or '0')
+    local d = tonumber(fields['w' .. r .. '|' .. o] or '0')
+    if d < 0 then unbounded = unbounded + 1 else finite[#finite + 1] = d end
   end
   used[r] = u
   local a = -1
   local h = content
   if qw >= 0 then
-    local floor = qw / (live * n)
-    local target = qw * (w + floor) / (w + weights + floor * k)
+    -- Max-min fair shares of the window's quota: brokers that want less
+    -- than an equal share of what is left get what they want, the rest
+    -- split it; what nobody wants is split equally.
+    table.sort(finite)
+    local rem, cnt = qw, k
+    local level = nil
+    for _, d in ipairs(finite) do
+      if d * cnt <= rem then
+        rem = rem - d
+        cnt = cnt - 1
+      else
+        level = rem / cnt
+        break
+      end
+    end
+    if level == nil and unbounded > 0 then level = rem / unbounded end
+    local target
+    if level == nil then
+      target = demand + rem / k
+    elseif demand < 0 or demand > level then
+      target = level
+    else
+      target = demand
+    end
     a = math.floor(math.min(target, qw - held))
     if a < 0 then a = 0 end
     h = math.max(content, applied, a)
   end
   out[r] = a
-  redis.call('HSET', key, 'c' .. r .. '|' .. node, h, 'w' .. r .. '|' .. node, w,
+  redis.call('HSET', key, 'c' .. r .. '|' .. node, h, 'w' .. r .. '|' .. node, demand,
     'u' .. r .. '|' .. node, content)
 end
 redis.call('HSET', key, 's|' .. node, seq, 'h|' .. node, now)
@@ -484,7 +510,7 @@ struct Run {
 struct Report {
     id: Arc<str>,
     quota_window: [i64; 3],
-    weight: [u64; 3],
+    demand: [i64; 3],
     content: [u64; 3],
     applied: [i64; 3],
     leave: bool,
@@ -640,7 +666,7 @@ impl Run {
             let snap = f.tracker.rate_snapshot();
             let rates = crate::quotas::rates_of(&quotas);
             let mut quota_window = [-1i64; 3];
-            let mut weight = [0u64; 3];
+            let mut demand = [0i64; 3];
             let mut applied = [-1i64; 3];
             let mut busy = false;
             for r in 0..3 {
@@ -650,7 +676,16 @@ impl Run {
                 if rates[r] >= 0 {
                     let qw = geometry.window_limit(rates[r] as u64);
                     quota_window[r] = qw as i64;
-                    weight[r] = admitted + if refused { qw / live } else { 0 };
+                    demand[r] = if refused {
+                        // Wants more than it had: as much as it can get.
+                        -1
+                    } else {
+                        // Its rate over the last round as a window, with a
+                        // tenth more and one bucket of a fair share to grow.
+                        let rate = admitted.saturating_mul(n);
+                        let grow = rate / 10 + crate::cluster_hooks::idle_share(qw, live, n);
+                        rate.saturating_add(grow).min(qw) as i64
+                    };
                     applied[r] = f.applied[r].map_or(qw as i64, |a| a as i64);
                 }
             }
@@ -664,7 +699,7 @@ impl Run {
             reports.push(Report {
                 id: Arc::clone(id),
                 quota_window,
-                weight,
+                demand,
                 content: snap.in_window,
                 applied,
                 leave,
@@ -689,7 +724,7 @@ impl Run {
                         .arg(if rep.leave { 1 } else { 0 });
                     for r in 0..3 {
                         inv.arg(rep.quota_window[r])
-                            .arg(rep.weight[r])
+                            .arg(rep.demand[r])
                             .arg(rep.content[r])
                             .arg(rep.applied[r]);
                     }

@@ -34,6 +34,22 @@ pub(crate) struct DemoArgs {
     /// Print only the final summary, not the live table.
     #[arg(long)]
     quiet: bool,
+    /// Run as a cluster of broker processes sharing tenants and quotas
+    /// through this Redis (redis://HOST:PORT, or a Redis Cluster node).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// With --redis: how many broker processes.
+    #[arg(long, default_value_t = 3, requires = "redis")]
+    nodes: usize,
+    /// With --redis: each tenant's bytes/s quota, e.g. 4MiB.
+    #[arg(long, default_value = "4MiB", requires = "redis")]
+    quota: String,
+    /// With --redis: how the offered load is spread over the nodes.
+    #[arg(long, value_enum, default_value = "even", requires = "redis")]
+    pattern: crate::cluster_demo::Pattern,
+    /// With --redis: print one JSON object at the end instead of tables.
+    #[arg(long, requires = "redis")]
+    json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,6 +129,39 @@ impl Load {
 }
 
 pub(crate) fn run(args: DemoArgs) -> Result<(), String> {
+    if let Some(redis) = args.redis.clone() {
+        if args.duration.is_zero() || args.duration > Duration::from_secs(3600) {
+            return Err(format!(
+                "with --redis, --duration must be above 0 and at most 1h, got {:?}",
+                args.duration
+            ));
+        }
+        if !(args.overload.is_finite() && args.overload > 0.0 && args.overload <= 1000.0) {
+            return Err(format!(
+                "--overload must be a number above 0 and at most 1000, got {}",
+                args.overload
+            ));
+        }
+        let quota = streambus_tenancy::server::parse_size(&args.quota)
+            .map_err(|e| format!("--quota: {e}"))? as u64;
+        // The default of 20 generated tenants is for the one-process demo.
+        let tenants = if std::env::args().any(|a| a == "--tenants" || a.starts_with("--tenants=")) {
+            args.tenants
+        } else {
+            3
+        };
+        return crate::cluster_demo::run(crate::cluster_demo::ClusterDemo {
+            redis,
+            nodes: args.nodes,
+            tenants,
+            quota,
+            overload: args.overload,
+            pattern: args.pattern,
+            duration: args.duration,
+            json: args.json,
+            quiet: args.quiet,
+        });
+    }
     if !(args.overload.is_finite() && args.overload > 0.0 && args.overload <= 1000.0) {
         return Err(format!(
             "--overload must be a number above 0 and at most 1000, got {}",

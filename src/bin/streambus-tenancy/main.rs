@@ -6,10 +6,13 @@
 //! - `serve`: the engine as a service: admin HTTP API over a durable store,
 //!   Prometheus metrics and alerts.
 //! - `tenants`: the admin API's command-line client.
+//! - `demo --redis URL --nodes N`: the demo as N broker processes holding
+//!   cluster-wide quotas through Redis.
 
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod cluster_demo;
 mod demo;
 mod serve;
 
@@ -29,6 +32,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Manage tenants on a running server.
     Tenants(cli::TenantsArgs),
+    /// One broker of `demo --redis` (started by it).
+    #[command(hide = true)]
+    DemoNode(cluster_demo::NodeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +43,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Tenants(args) => cli::run(args),
+        Command::DemoNode(args) => cluster_demo::run_node(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
