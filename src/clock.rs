@@ -168,7 +168,8 @@ impl TickClock {
 
     /// Attaches the cluster hooks (once; later calls return the first).
     pub(crate) fn attach_cluster(&self) -> &crate::cluster_hooks::ClusterHooks {
-        self.cluster.get_or_init(crate::cluster_hooks::ClusterHooks::new)
+        self.cluster
+            .get_or_init(crate::cluster_hooks::ClusterHooks::new)
     }
 
     /// Reads the clock once.

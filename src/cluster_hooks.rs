@@ -174,7 +174,10 @@ mod tests {
                 let rates = capped_rates(&q, [Some(cap), None, None], &g);
                 assert!(g.window_limit(rates[0] as u64) <= cap, "{window} ms: {cap}");
                 // And it is the largest such rate.
-                assert!(g.window_limit(rates[0] as u64 + 1) > cap, "{window} ms: {cap}");
+                assert!(
+                    g.window_limit(rates[0] as u64 + 1) > cap,
+                    "{window} ms: {cap}"
+                );
             }
         }
     }

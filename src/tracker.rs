@@ -336,7 +336,8 @@ impl QuotaTracker {
             let w = self.window(r);
             snap.totals[r] = w.total();
             snap.in_window[r] = w.used(now);
-            snap.refused[r] = u64::from(self.refusals[RATE_TYPES[r].index()].load(Ordering::Relaxed));
+            snap.refused[r] =
+                u64::from(self.refusals[RATE_TYPES[r].index()].load(Ordering::Relaxed));
         }
         snap
     }

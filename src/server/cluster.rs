@@ -345,9 +345,10 @@ impl ClusterStatus {
             .position(|&b| s <= b)
             .unwrap_or(LATENCY_BOUNDS.len());
         self.0.latency[i].fetch_add(1, Ordering::Relaxed);
-        self.0
-            .latency_sum_ns
-            .fetch_add(took.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.0.latency_sum_ns.fetch_add(
+            took.as_nanos().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
         self.0.rounds.fetch_add(1, Ordering::Relaxed);
         if !ok {
             self.0.failures.fetch_add(1, Ordering::Relaxed);
@@ -786,7 +787,8 @@ impl Run {
                 Arc::clone(&rep.id),
                 TenantView {
                     allowance: caps.map(|c| c.map(|c| geometry.per_second(c))),
-                    cluster_usage: [0, 1, 2].map(|r| geometry.per_second(answer[3 + r].max(0) as u64)),
+                    cluster_usage: [0, 1, 2]
+                        .map(|r| geometry.per_second(answer[3 + r].max(0) as u64)),
                     brokers: answer[6].max(0) as u64,
                 },
             ));
@@ -795,7 +797,12 @@ impl Run {
             return Err(e);
         }
         self.rejoining = false;
-        let mut map = self.status.0.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .status
+            .0
+            .tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         map.clear();
         map.extend(views);
         Ok(())

@@ -70,13 +70,13 @@ mod admin;
 mod alerts;
 mod api;
 mod auth;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod config;
 mod dashboard;
 mod datadir;
 mod error;
 mod extract;
-#[cfg(feature = "cluster")]
-mod cluster;
 #[cfg(feature = "cluster")]
 mod follower;
 mod handlers;
@@ -103,16 +103,16 @@ pub use api::{
     TenantListJson, UpdateTenantRequest, UsageJson,
 };
 pub use auth::{NamedToken, Role, Token, TokenSource, Tokens};
+#[cfg(feature = "cluster")]
+pub use cluster::{
+    ClusterOptions, ClusterStatus, ClusterSync, TenantView, BROKER_TTL, ROUND_TIMEOUT,
+};
 pub use config::{
     parse_size, Config, ConfigError, LimitsConfig, RedisSetting, Tiers, DEFAULT_ALERT_INTERVAL,
     DEFAULT_DATA_DIR, DEFAULT_LISTEN,
 };
 pub use datadir::{DataDir, LOCK_FILE};
 pub use error::ApiError;
-#[cfg(feature = "cluster")]
-pub use cluster::{
-    ClusterOptions, ClusterStatus, ClusterSync, TenantView, BROKER_TTL, ROUND_TIMEOUT,
-};
 #[cfg(feature = "cluster")]
 pub use follower::{Follower, MAX_BACKOFF, SNAPSHOT_INTERVAL};
 pub use health::FollowerStatus;

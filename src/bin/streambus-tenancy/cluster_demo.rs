@@ -170,7 +170,13 @@ pub(crate) fn run(d: ClusterDemo) -> Result<(), String> {
     let mut readers = Vec::new();
     for node in 0..d.nodes {
         let mut child = Command::new(&exe)
-            .args(["demo-node", "--node", &node.to_string(), "--plan", &plan_json])
+            .args([
+                "demo-node",
+                "--node",
+                &node.to_string(),
+                "--plan",
+                &plan_json,
+            ])
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
             .spawn()
@@ -257,7 +263,11 @@ pub(crate) fn run(d: ClusterDemo) -> Result<(), String> {
         let series: Vec<u64> = (0..n_slots)
             .map(|k| slots.iter().flatten().map(|s| s[t][k]).sum())
             .collect();
-        let max_1s = series.windows(10).map(|w| w.iter().sum::<u64>()).max().unwrap_or(0);
+        let max_1s = series
+            .windows(10)
+            .map(|w| w.iter().sum::<u64>())
+            .max()
+            .unwrap_or(0);
         tenants.push(serde_json::json!({
             "id": id,
             "quota_bytes_per_second": d.quota,
@@ -291,9 +301,13 @@ pub(crate) fn run(d: ClusterDemo) -> Result<(), String> {
                 Cell::new(t["id"].as_str().unwrap_or("")),
                 Cell::new(d.quota).set_alignment(CellAlignment::Right),
                 Cell::new(admitted as u64).set_alignment(CellAlignment::Right),
-                Cell::new(format!("{:.2}%", 100.0 * admitted / (d.quota as f64 * duration_s)))
+                Cell::new(format!(
+                    "{:.2}%",
+                    100.0 * admitted / (d.quota as f64 * duration_s)
+                ))
+                .set_alignment(CellAlignment::Right),
+                Cell::new(format!("{:.3}", max / d.quota as f64))
                     .set_alignment(CellAlignment::Right),
-                Cell::new(format!("{:.3}", max / d.quota as f64)).set_alignment(CellAlignment::Right),
             ]);
         }
         println!("{table}");
@@ -331,7 +345,11 @@ fn live_table(
                 .set_alignment(CellAlignment::Right),
         ];
         for p in progress {
-            let share = if total == 0 { 0.0 } else { 100.0 * p[t] as f64 / total as f64 };
+            let share = if total == 0 {
+                0.0
+            } else {
+                100.0 * p[t] as f64 / total as f64
+            };
             row.push(Cell::new(format!("{share:.0}%")).set_alignment(CellAlignment::Right));
         }
         table.add_row(row);
@@ -344,12 +362,19 @@ fn live_table(
 pub(crate) fn run_node(args: NodeArgs) -> Result<(), String> {
     let plan: Plan = serde_json::from_str(&args.plan).map_err(|e| format!("bad --plan: {e}"))?;
     let manager = Arc::new(Manager::new());
-    let follower = Follower::start(Arc::clone(&manager), &plan.redis, None)
-        .map_err(|e| e.to_string())?;
+    let follower =
+        Follower::start(Arc::clone(&manager), &plan.redis, None).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while plan.tenants.iter().any(|id| manager.get_tenant(id).is_err()) {
+    while plan
+        .tenants
+        .iter()
+        .any(|id| manager.get_tenant(id).is_err())
+    {
         if Instant::now() > deadline {
-            return Err(format!("node {}: the tenants did not arrive from Redis", args.node));
+            return Err(format!(
+                "node {}: the tenants did not arrive from Redis",
+                args.node
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -386,7 +411,9 @@ pub(crate) fn run_node(args: NodeArgs) -> Result<(), String> {
             );
             let node = args.node;
             std::thread::spawn(move || {
-                drive(w, threads, node, &manager, &plan, &admitted, &slots, &stop, start)
+                drive(
+                    w, threads, node, &manager, &plan, &admitted, &slots, &stop, start,
+                )
             })
         })
         .collect();
