@@ -156,6 +156,7 @@ pub(crate) fn capped_rates(quotas: &Quotas, caps: [Option<u64>; 3], g: &Geometry
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::Ordering;
     use std::time::Duration;
 
     fn g(window_ms: u64, buckets: u64) -> Geometry {
@@ -194,6 +195,125 @@ mod tests {
         assert_eq!(rates[0], 500);
         assert_eq!(rates[1], -1);
         assert_eq!(rates[2], q.max_requests_per_second);
+    }
+
+    /// Bounded stress of the activity feed over the real engine: four
+    /// threads call 500 tenants while a sync thread drains the feed and
+    /// watches each fed tenant again. Every arming (the attach, then each
+    /// rewatch) is answered by exactly one feed or is still armed at the
+    /// end, so no call's tenant is lost and none is fed twice.
+    #[cfg(not(quota_loom))]
+    #[test]
+    fn every_arming_feeds_once_under_contention() {
+        use std::collections::HashMap;
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+
+        let m = Arc::new(crate::Manager::new());
+        let ids: Vec<String> = (0..500).map(|i| format!("t{i:03}")).collect();
+        for id in &ids {
+            m.create_tenant(id, "T", Quotas::unlimited()).unwrap();
+        }
+        m.attach_cluster();
+        let done = Arc::new(AtomicBool::new(false));
+        let callers: Vec<_> = (0..4)
+            .map(|k| {
+                let (m, ids) = (Arc::clone(&m), ids.clone());
+                std::thread::spawn(move || {
+                    for round in 0..200 {
+                        for (i, id) in ids.iter().enumerate() {
+                            if (i + round + k) % 3 == 0 {
+                                m.enforce_request_quota(id).unwrap();
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let sync = {
+            let (m, done) = (Arc::clone(&m), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut fed: HashMap<String, u64> = HashMap::new();
+                let mut rewatched: HashMap<String, u64> = HashMap::new();
+                let hooks = m.cluster_hooks().unwrap();
+                loop {
+                    let finished = done.load(Ordering::Acquire);
+                    while let Some(id) = hooks.pop() {
+                        *fed.entry(id.to_string()).or_default() += 1;
+                        m.get_tracker(&id).unwrap().rewatch();
+                        *rewatched.entry(id.to_string()).or_default() += 1;
+                    }
+                    if finished {
+                        return (fed, rewatched);
+                    }
+                    std::thread::yield_now();
+                }
+            })
+        };
+        for c in callers {
+            c.join().unwrap();
+        }
+        done.store(true, Ordering::Release);
+        let (fed, rewatched) = sync.join().unwrap();
+        assert!(!m.cluster_hooks().unwrap().take_overflowed());
+        let mut total_fed = 0;
+        for id in &ids {
+            let f = fed.get(id).copied().unwrap_or(0);
+            let armed = 1 + rewatched.get(id).copied().unwrap_or(0);
+            let watched = m.get_tracker(id).unwrap().is_watched();
+            assert!(f >= 1, "{id} was called and never fed");
+            assert_eq!(
+                armed - f,
+                u64::from(watched),
+                "{id}: armed {armed}, fed {f}"
+            );
+            total_fed += f;
+        }
+        assert!(
+            total_fed > ids.len() as u64,
+            "the sync rewatched and was fed again"
+        );
+    }
+
+    /// A cap binds admissions without changing the quotas the API shows; a
+    /// tenant not followed starts at its idle share, a quota update too.
+    #[cfg(not(quota_loom))]
+    #[test]
+    fn caps_bind_the_hot_path_and_leave_the_quotas_alone() {
+        let (clock, _mock) = quanta::Clock::mock();
+        let m = crate::Manager::builder().clock(clock).build();
+        let q = Quotas {
+            max_bytes_per_second: 3000,
+            max_messages_per_second: -1,
+            max_requests_per_second: -1,
+            ..Quotas::default()
+        };
+        m.create_tenant("a", "A", q).unwrap();
+        m.attach_cluster();
+        // One broker live, 10 buckets: the idle share is 300 bytes.
+        assert!(m.enforce_produce_quota("a", 300, 1).is_ok());
+        let e = m.enforce_produce_quota("a", 1, 1).unwrap_err();
+        assert!(
+            matches!(e, crate::Error::QuotaExceeded(ref q) if q.limit == 3000),
+            "{e:?}"
+        );
+        assert_eq!(m.get_tenant("a").unwrap().quotas, q);
+        let t = m.get_tracker("a").unwrap();
+        t.cap_rates([Some(1000), None, None]);
+        assert!(m.enforce_produce_quota("a", 700, 1).is_ok());
+        assert!(m.enforce_produce_quota("a", 1, 1).is_err());
+        // A new quota starts at its idle share again.
+        let q2 = Quotas {
+            max_bytes_per_second: 100_000,
+            ..q
+        };
+        m.update_tenant("a", None, Some(q2)).unwrap();
+        assert_eq!(m.get_tenant("a").unwrap().quotas, q2);
+        assert!(m.enforce_produce_quota("a", 9_000, 1).is_ok());
+        assert!(m.enforce_produce_quota("a", 1_001, 1).is_err());
+        // A tenant created after the attach is capped too.
+        m.create_tenant("b", "B", q).unwrap();
+        assert!(m.enforce_produce_quota("b", 301, 1).is_err());
     }
 
     #[test]

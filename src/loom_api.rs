@@ -179,3 +179,38 @@ impl LoomThrottle {
         self.state.backlog(0)
     }
 }
+
+/// The cluster sync's side of the activity feed, for the models: attach the
+/// hooks, drain the feed, watch a tenant again, read its request total.
+#[derive(Debug)]
+pub struct LoomFeed;
+
+impl LoomFeed {
+    /// Attaches the cluster hooks: every tenant is watched from now on.
+    pub fn attach(m: &crate::Manager) {
+        m.attach_cluster();
+    }
+
+    /// The ids fed since the last drain.
+    pub fn drain(m: &crate::Manager) -> Vec<String> {
+        let hooks = m.cluster_hooks().expect("attached");
+        std::iter::from_fn(|| hooks.pop())
+            .map(|id| id.to_string())
+            .collect()
+    }
+
+    /// Watches `id` again, as the sync does when it lets a tenant go.
+    pub fn rewatch(m: &crate::Manager, id: &str) {
+        m.get_tracker(id).expect("exists").rewatch();
+    }
+
+    /// Whether `id` is watched (no call since the last rewatch).
+    pub fn is_watched(m: &crate::Manager, id: &str) -> bool {
+        m.get_tracker(id).expect("exists").is_watched()
+    }
+
+    /// Requests admitted over the tenant's life, as the sync reads them.
+    pub fn requests(m: &crate::Manager, id: &str) -> u64 {
+        m.get_tracker(id).expect("exists").rate_snapshot().totals[2]
+    }
+}

@@ -902,10 +902,6 @@ impl Manager {
         self.lookup(id, |t| t.counters())
     }
 
-    /// Visits every tenant's tracker, borrowed for the call (a weakly
-    /// consistent view: tenants created or deleted meanwhile may or may not
-    /// be seen). For readers that walk every tenant without copying them.
-    #[cfg(feature = "server")]
     /// Attaches a cluster sync's hooks: from now on every tenant is capped
     /// at its unfollowed share and watched (see `cluster_hooks.rs`).
     pub(crate) fn attach_cluster(&self) -> &crate::cluster_hooks::ClusterHooks {
@@ -929,6 +925,9 @@ impl Manager {
         self.clock.cluster()
     }
 
+    /// Visits every tenant's tracker, borrowed for the call (a weakly
+    /// consistent view: tenants created or deleted meanwhile may or may not
+    /// be seen). For readers that walk every tenant without copying them.
     pub(crate) fn for_each_tracker(&self, f: impl FnMut(&Arc<QuotaTracker>)) {
         self.registry.for_each(f)
     }

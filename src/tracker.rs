@@ -479,12 +479,13 @@ impl QuotaTracker {
                 break;
             }
         }
-        self.rate_error(
-            RATE_TYPES[rate],
-            geometry.per_second(used),
-            limits[rate],
-            retry,
-        )
+        // Under a cluster sync `limits` holds this broker's allowance; the
+        // error names the tenant's quota, as without one.
+        let limit = match self.clock.cluster() {
+            Some(_) => crate::quotas::rates_of(&self.quotas.load())[rate],
+            None => limits[rate],
+        };
+        self.rate_error(RATE_TYPES[rate], geometry.per_second(used), limit, retry)
     }
 
     /// Admits a produce: one request plus `bytes` and `messages`, all or nothing.

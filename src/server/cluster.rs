@@ -489,6 +489,9 @@ struct Followed {
     applied: [Option<u64>; 3],
     /// Rounds in a row with no traffic, nothing in the window and no refusal.
     idle_rounds: u64,
+    /// Set when the sync watched the tenant again to let it go: its totals
+    /// then.
+    leaving: Option<[u64; 3]>,
 }
 
 struct Run {
@@ -633,6 +636,7 @@ impl Run {
                     },
                     applied: caps,
                     idle_rounds: 0,
+                    leaving: None,
                 },
             );
         }
@@ -691,11 +695,26 @@ impl Run {
                 }
             }
             f.idle_rounds = if busy { 0 } else { f.idle_rounds + 1 };
-            let leave = f.idle_rounds > n;
-            if leave {
-                // Watch again before the last read of its totals: a call in
-                // between is fed again, so none is missed.
-                f.tracker.rewatch();
+            // Letting a tenant go takes two rounds: watch it again and read
+            // its totals; a round later, leave only if no call cleared the
+            // watch bit and the totals did not move (a call that was past
+            // its status check at the rewatch has landed by then). Any
+            // later call feeds it again. (Loom model 13.)
+            let mut leave = false;
+            match f.leaving {
+                Some(at_rewatch) => {
+                    if !busy && f.tracker.is_watched() && snap.totals == at_rewatch {
+                        leave = true;
+                    } else {
+                        f.leaving = None;
+                        f.idle_rounds = 0;
+                    }
+                }
+                None if f.idle_rounds > n => {
+                    f.tracker.rewatch();
+                    f.leaving = Some(f.tracker.rate_snapshot().totals);
+                }
+                None => {}
             }
             reports.push(Report {
                 id: Arc::clone(id),
