@@ -266,3 +266,86 @@ fn three_nodes_hold_the_quota_on_a_redis_cluster() {
     .finish();
     assert_accurate(&out, "Redis Cluster");
 }
+
+/// The library as a broker embeds it: a `ClusterSync` beside its manager,
+/// its series in `/metrics`, and the fallback while Redis is stopped.
+#[test]
+fn an_embedded_sync_shows_in_metrics_and_falls_back_when_redis_stops() {
+    use std::sync::Arc;
+    use streambus_tenancy::server::{Alerts, ClusterOptions, ClusterSync, Metrics};
+    use streambus_tenancy::{Manager, Quotas};
+
+    require_redis_server();
+    let _one = serial();
+    let redis = RedisServer::start();
+    let manager = Arc::new(Manager::new());
+    let quotas = Quotas {
+        max_bytes_per_second: 1_000_000,
+        max_messages_per_second: -1,
+        max_requests_per_second: -1,
+        ..Quotas::default()
+    };
+    manager.create_tenant("acme", "ACME", quotas).unwrap();
+    let sync = ClusterSync::start(
+        Arc::clone(&manager),
+        &redis.url(),
+        ClusterOptions::new("broker-a"),
+    )
+    .unwrap();
+    let status = sync.status();
+    let metrics =
+        Metrics::new(Arc::clone(&manager), Arc::new(Alerts::new())).with_cluster(status.clone());
+    // Before the tenant's first call it is at its idle share: one bucket of
+    // the quota (one broker, ten buckets).
+    assert!(manager.enforce_produce_quota("acme", 100_000, 1).is_ok());
+    assert!(manager.enforce_produce_quota("acme", 1, 1).is_err());
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // The first call fed the tenant: the next round follows it and, alone
+    // in the cluster, it gets the whole window.
+    wait("an allowance", &|| {
+        status
+            .tenant("acme")
+            .is_some_and(|v| v.allowance[0] == Some(1_000_000))
+    });
+    assert!(manager.enforce_produce_quota("acme", 800_000, 1).is_ok());
+    assert!(manager.enforce_produce_quota("acme", 200_000, 1).is_err());
+    wait("the cluster usage", &|| {
+        status
+            .tenant("acme")
+            .is_some_and(|v| v.cluster_usage[0] == 900_000)
+    });
+    let text = metrics.render();
+    for line in [
+        "streambus_cluster_redis_up 1",
+        "streambus_cluster_brokers 1",
+        "streambus_tenant_cluster_allowance{tenant=\"acme\",quota=\"max_bytes_per_second\"} 1000000",
+        "streambus_tenant_cluster_usage{tenant=\"acme\",quota=\"max_bytes_per_second\"} 900000",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    assert!(text.contains("streambus_cluster_sync_duration_seconds_bucket{le=\"+Inf\"}"));
+    assert!(status.rounds() > 0);
+    assert_eq!(status.failures(), 0);
+
+    // Redis stops answering: rounds fail, the tenant falls back to its
+    // share of the quota (all of it, one broker live), and it keeps
+    // counting.
+    redis.pause();
+    wait("a failed round", &|| {
+        status.failures() > 0 && !status.redis_up()
+    });
+    assert!(metrics
+        .render()
+        .lines()
+        .any(|l| l == "streambus_cluster_redis_up 0"));
+    assert!(manager.enforce_produce_quota("acme", 50_000, 1).is_ok());
+    redis.resume();
+    wait("Redis again", &|| status.redis_up());
+    sync.stop();
+}

@@ -27,6 +27,19 @@
 //! | `streambus_follower_lag_versions` | changes in the store not applied yet, as of the follower's last read of the store's version counter |
 //! | `streambus_follower_lag_seconds` | 0 while Redis is up and every change the store held at the last read is applied; else seconds since the last instant that was so |
 //!
+//! With a cluster sync ([`Metrics::with_cluster`], feature `cluster`; see
+//! [`ClusterSync`](super::ClusterSync)):
+//!
+//! | metric | labels | meaning |
+//! | --- | --- | --- |
+//! | `streambus_cluster_redis_up` | | 1 while the sync's last round reached Redis, else 0 (tenants at fallback shares) |
+//! | `streambus_cluster_brokers` | | brokers heard from within the TTL (the last seen, while Redis is down) |
+//! | `streambus_cluster_sync_rounds_total` | | rounds run |
+//! | `streambus_cluster_sync_failures_total` | | rounds that failed (Redis unreachable, an error, too slow) |
+//! | `streambus_cluster_sync_duration_seconds` | `le` | histogram of round durations |
+//! | `streambus_tenant_cluster_allowance` | `tenant`, `quota` | the local allowance in force, per second; tenants the sync follows only |
+//! | `streambus_tenant_cluster_usage` | `tenant`, `quota` | the cluster-wide rate (every broker's last report), per second |
+//!
 //! Every row of the first table but the first is per tenant: about 47 series a tenant. Which
 //! tenants get them is [`TenantSeries`] ([`Metrics::with_tenant_series`]):
 //! all (the default), only those with a quota at or above a utilization
@@ -201,6 +214,9 @@ pub struct Metrics {
     series: TenantSeries,
     /// The Redis follower's health, if there is one.
     follower: Option<FollowerStatus>,
+    /// The cluster sync's status, if there is one.
+    #[cfg(feature = "cluster")]
+    cluster: Option<super::ClusterStatus>,
     /// The embedding program's own metrics.
     registry: Registry,
     gate: Gate,
@@ -215,6 +231,8 @@ impl Metrics {
             alerts,
             series: TenantSeries::All,
             follower: None,
+            #[cfg(feature = "cluster")]
+            cluster: None,
             registry: Registry::default(),
             gate: Gate::new(),
         }
@@ -253,6 +271,14 @@ impl Metrics {
         self
     }
 
+    /// Adds a cluster sync's series (the table above), read from `status`
+    /// at each scrape.
+    #[cfg(feature = "cluster")]
+    pub fn with_cluster(mut self, status: super::ClusterStatus) -> Metrics {
+        self.cluster = Some(status);
+        self
+    }
+
     /// Which tenants get per-tenant series.
     pub fn tenant_series(&self) -> TenantSeries {
         self.series
@@ -286,6 +312,10 @@ impl Metrics {
         snapshot.write(&mut Text(out))?;
         if let Some(status) = &self.follower {
             write_follower(status, &mut Text(out))?;
+        }
+        #[cfg(feature = "cluster")]
+        if let Some(status) = &self.cluster {
+            write_cluster(status, &mut Text(out))?;
         }
         prometheus_client::encoding::prometheus_text::encode(out, &self.registry)
     }
@@ -498,6 +528,88 @@ fn write_follower<W: fmt::Write>(status: &FollowerStatus, w: &mut Text<'_, W>) -
     w.header(name, help, "gauge")?;
     w.0.write_str(name)?;
     w.number(status.lag().as_secs_f64())
+}
+
+/// The cluster sync's series.
+#[cfg(feature = "cluster")]
+fn write_cluster<W: fmt::Write>(status: &super::ClusterStatus, w: &mut Text<'_, W>) -> fmt::Result {
+    let unlabelled: [(&str, &str, &str, u64); 4] = [
+        (
+            "streambus_cluster_redis_up",
+            "1 while the cluster sync reaches Redis, else 0 (tenants at fallback shares).",
+            "gauge",
+            u64::from(status.redis_up()),
+        ),
+        (
+            "streambus_cluster_brokers",
+            "Brokers heard from within the TTL.",
+            "gauge",
+            status.live_brokers(),
+        ),
+        (
+            "streambus_cluster_sync_rounds_total",
+            "Cluster sync rounds run.",
+            "counter",
+            status.rounds(),
+        ),
+        (
+            "streambus_cluster_sync_failures_total",
+            "Cluster sync rounds that failed.",
+            "counter",
+            status.failures(),
+        ),
+    ];
+    for (name, help, kind, value) in unlabelled {
+        w.header(name, help, kind)?;
+        w.0.write_str(name)?;
+        w.number(value)?;
+    }
+    let name = "streambus_cluster_sync_duration_seconds";
+    w.header(name, "Duration of cluster sync rounds.", "histogram")?;
+    let (buckets, sum, count) = status.latency();
+    for (bound, c) in buckets {
+        w.0.write_str(name)?;
+        w.0.write_str("_bucket{le=\"")?;
+        if bound.is_finite() {
+            bound.write(w.0)?;
+        } else {
+            w.0.write_str("+Inf")?;
+        }
+        w.0.write_str("\"}")?;
+        w.number(c)?;
+    }
+    w.0.write_str(name)?;
+    w.0.write_str("_sum")?;
+    w.number(sum)?;
+    w.0.write_str(name)?;
+    w.0.write_str("_count")?;
+    w.number(count)?;
+
+    let tenants = status.tenants();
+    let rates = [
+        "max_bytes_per_second",
+        "max_messages_per_second",
+        "max_requests_per_second",
+    ];
+    let name = "streambus_tenant_cluster_allowance";
+    let help = "Local allowance in force, per second, for tenants the cluster sync follows.";
+    w.header(name, help, "gauge")?;
+    for (id, view) in &tenants {
+        for (q, a) in rates.iter().zip(view.allowance) {
+            if let Some(a) = a {
+                w.sample(name, id, Some(("quota", q)), a)?;
+            }
+        }
+    }
+    let name = "streambus_tenant_cluster_usage";
+    let help = "Cluster-wide rate per second: every broker's last report.";
+    w.header(name, help, "gauge")?;
+    for (id, view) in &tenants {
+        for (q, u) in rates.iter().zip(view.cluster_usage) {
+            w.sample(name, id, Some(("quota", q)), u)?;
+        }
+    }
+    Ok(())
 }
 
 /// The text format written straight to the output: a line is its metric
