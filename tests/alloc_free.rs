@@ -141,3 +141,50 @@ fn enforce_and_throttle_allocate_nothing_on_admit_or_refuse() {
     });
     assert_eq!(n, 0, "count quotas allocated {n} times");
 }
+
+/// With a cluster sync attached, the produce path still allocates nothing:
+/// a watched tenant's first call (which feeds the sync through a
+/// preallocated queue), a capped admission and a capped refusal. (Redis is
+/// not needed: the sync holds tenants to their fallback shares meanwhile.)
+#[cfg(feature = "cluster")]
+#[test]
+fn enforce_allocates_nothing_under_a_cluster_sync() {
+    use std::sync::Arc;
+    use streambus_tenancy::server::{ClusterOptions, ClusterSync};
+
+    let m = Arc::new(Manager::new());
+    let q = Quotas {
+        max_bytes_per_second: 1_000_000,
+        ..Quotas::default()
+    };
+    for i in 0..100 {
+        m.create_tenant(&format!("t{i}"), "T", q).unwrap();
+    }
+    // Port 1 on loopback: nothing listens, every round fails at once.
+    let sync = ClusterSync::start(
+        Arc::clone(&m),
+        "redis://127.0.0.1:1",
+        ClusterOptions::new("a"),
+    )
+    .unwrap();
+    let ids: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+    for id in &ids {
+        // The first call of each tenant: the feed.
+        assert_eq!(
+            allocations_in(|| drop(m.enforce_produce_quota(id, 1_000, 1))),
+            0
+        );
+    }
+    let mut refused = false;
+    let n = allocations_in(|| {
+        for _ in 0..2_000 {
+            refused |= m.enforce_produce_quota(&ids[0], 1_000, 1).is_err();
+        }
+    });
+    assert_eq!(n, 0);
+    assert!(
+        refused,
+        "the cap refused some calls, and refusing allocated nothing"
+    );
+    sync.stop();
+}
