@@ -16,9 +16,9 @@
 //! Run: `cargo bench --bench cluster`.
 
 mod common;
-mod seed_port;
 #[path = "../tests/redis_support/mod.rs"]
 mod redis_support;
+mod seed_port;
 
 use std::hint::black_box;
 use std::sync::Arc;

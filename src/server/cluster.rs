@@ -13,37 +13,47 @@
 //! # The protocol (one script call per tenant and round, pipelined)
 //!
 //! Redis keeps, per tenant (key `streambus-tenancy:cq:{<id>}`), what each
-//! broker following the tenant last reported: its *held* amount per rate
-//! window and its *weight* (demand), with the time it was heard from and the
-//! sequence number of its report. A broker's report carries, per rate:
-//! its window's content `L`, the allowance it has in force `A`, and its
-//! weight `w` (what it admitted in the last round, plus a fair share if it
-//! refused a call). The script, atomically:
+//! broker following the tenant last reported: per rate window its *held*
+//! amount, its *demand* and its window's content, with the time it was
+//! heard from and the sequence number of its report. A broker's report
+//! carries, per rate: its window's content `L`, the allowance it has in
+//! force `A`, and its demand `d`: unbounded if it refused a call of that
+//! rate since its last round, else what it admitted over the last round as
+//! a window's worth, plus a tenth and one bucket of a fair share to grow.
+//! The script, atomically:
 //!
 //! 1. ignores the report if its sequence number is not above the last one
 //!    from that broker (a delayed or retried report never counts twice);
-//! 2. reads the others heard from within the TTL: their held amounts `H_j`
-//!    and weights `w_j`;
-//! 3. computes this broker's new allowance
-//!    `a = min(Q·W · (w + f) / (Σw + f·k), Q·W − Σ H_j)` (at least 0), where
-//!    `Q·W` is the window's quota, `k` the brokers following the tenant and
-//!    `f = Q·W / (N · buckets)` a small floor weight (`N`: live brokers);
-//! 4. records this broker as holding `max(L, A, a)`: whatever it may have
-//!    in its window until it reports again.
+//! 2. reads the others heard from within [`BROKER_TTL`]: their held amounts
+//!    `H_j` and demands `d_j`;
+//! 3. computes the max-min fair split of the window's quota `Q·W` over the
+//!    `k` brokers following the tenant (brokers that want less than an even
+//!    share of what is left get what they want, the others split the rest;
+//!    what nobody wants is split evenly), and this broker's new allowance
+//!    `a = min(its fair share, Q·W − Σ H_j)`, at least 0;
+//! 4. records this broker as holding `max(L, A, a)`: whatever its window
+//!    may contain until it reports again.
 //!
-//! **Invariant.** Every broker's window holds at most its held amount as
-//! recorded in Redis (its content only grows up to the allowance in force,
-//! and a lowered allowance is recorded as held until the broker has applied
-//! it and its window drained), and the script never grants past
-//! `Q·W − Σ H_j`. So the sum of the brokers' windows never exceeds the
-//! window's quota, apart from the bounded cases below. `tests/cluster_quotas.rs`
-//! checks it with three broker processes.
+//! **Invariant.** Every broker's window holds at most what Redis records it
+//! as holding (its content only grows up to the allowance in force, and a
+//! lowered allowance stays recorded as held until the broker has applied it
+//! and its window has drained below it), and the script never grants past
+//! `Q·W − Σ H_j`. So the brokers' windows never hold more than the window's
+//! quota together, apart from the two bounded cases below.
+//! `tests/cluster_quotas.rs` measures it with three broker processes.
+//!
+//! The report is absolute (content and allowance, not deltas), so a report
+//! lost, retried or applied late cannot count anything twice, and a broker
+//! that comes back from an outage has nothing to replay.
 //!
 //! # Tenants not followed
 //!
 //! A broker follows a tenant from its first call (the engine's activity
 //! feed) until it has had no traffic, nothing in its window and no refusal
-//! for a whole window; it then tells Redis it left. A tenant it does not
+//! for a whole window. It then lets it go in two rounds: it watches the
+//! tenant again (its next call feeds it again) and reads its totals, and a
+//! round later tells Redis it left if neither the watch bit nor the totals
+//! moved (loom model `feed_rewatch_races_a_call_loses_nothing`). A tenant it does not
 //! follow is capped at its *idle share*: a window's quota over the live
 //! brokers times the buckets. That share is not recorded in Redis, so the
 //! first round of a tenant on a broker can admit up to one bucket of a fair
@@ -99,8 +109,8 @@ const BROKERS: &str = "{streambus-tenancy}:brokers";
 
 /// The per-tenant report. KEYS: the tenant's key. ARGV: node, seq, ttl in
 /// ms, buckets, live brokers, leave (1 or 0), then per rate (bytes,
-/// messages, requests) the window quota (-1: unlimited), weight, content
-/// and allowance in force (-1: none). Returns the three allowances (-1:
+/// messages, requests) the window quota (-1: unlimited), demand (-1:
+/// unbounded), content and allowance in force. Returns the three allowances (-1:
 /// unlimited), the cluster-wide content per rate, and the brokers following
 /// the tenant; `{-2}` for a report that came too late.
 const REPORT_SCRIPT: &str = r"
@@ -483,7 +493,7 @@ fn initial_seq() -> u64 {
 #[derive(Debug)]
 struct Followed {
     tracker: Arc<QuotaTracker>,
-    /// Totals and refusals as of the last round (the weights' base).
+    /// Totals and refusals as of the last round (the demand's base).
     last: RateSnapshot,
     /// The allowance in force, per rate (window units; `None`: uncapped).
     applied: [Option<u64>; 3],
