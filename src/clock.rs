@@ -167,6 +167,7 @@ impl TickClock {
     }
 
     /// Attaches the cluster hooks (once; later calls return the first).
+    #[cfg_attr(not(any(feature = "cluster", quota_loom)), allow(dead_code))]
     pub(crate) fn attach_cluster(&self) -> &crate::cluster_hooks::ClusterHooks {
         self.cluster
             .get_or_init(crate::cluster_hooks::ClusterHooks::new)

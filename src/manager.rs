@@ -904,6 +904,7 @@ impl Manager {
 
     /// Attaches a cluster sync's hooks: from now on every tenant is capped
     /// at its unfollowed share and watched (see `cluster_hooks.rs`).
+    #[cfg_attr(not(any(feature = "cluster", quota_loom)), allow(dead_code))]
     pub(crate) fn attach_cluster(&self) -> &crate::cluster_hooks::ClusterHooks {
         let hooks = self.clock.attach_cluster();
         // Tenants inserted from here on are capped and watched by `insert`;
@@ -916,11 +917,13 @@ impl Manager {
     }
 
     /// The window geometry.
+    #[cfg_attr(not(any(feature = "cluster", quota_loom)), allow(dead_code))]
     pub(crate) fn geometry(&self) -> crate::clock::Geometry {
         *self.clock.geometry()
     }
 
     /// The attached cluster sync's hooks.
+    #[cfg_attr(not(any(feature = "cluster", quota_loom)), allow(dead_code))]
     pub(crate) fn cluster_hooks(&self) -> Option<&crate::cluster_hooks::ClusterHooks> {
         self.clock.cluster()
     }
@@ -928,6 +931,7 @@ impl Manager {
     /// Visits every tenant's tracker, borrowed for the call (a weakly
     /// consistent view: tenants created or deleted meanwhile may or may not
     /// be seen). For readers that walk every tenant without copying them.
+    #[cfg_attr(not(any(feature = "server", quota_loom)), allow(dead_code))]
     pub(crate) fn for_each_tracker(&self, f: impl FnMut(&Arc<QuotaTracker>)) {
         self.registry.for_each(f)
     }

@@ -50,6 +50,7 @@ const WATCHED: u8 = 0x80;
 /// What [`QuotaTracker::rate_snapshot`] reads, per rate window (bytes,
 /// messages, requests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(not(any(feature = "cluster", quota_loom)), allow(dead_code))]
 pub(crate) struct RateSnapshot {
     /// Admitted over the tracker's life.
     pub(crate) totals: [u64; 3],
@@ -304,6 +305,7 @@ impl QuotaTracker {
     // ----- cluster sync ----------------------------------------------------
 
     /// The manager's window geometry.
+    #[cfg_attr(not(any(feature = "cluster", quota_loom)), allow(dead_code))]
     pub(crate) fn clock_geometry(&self) -> &crate::clock::Geometry {
         self.clock.geometry()
     }
@@ -315,6 +317,7 @@ impl QuotaTracker {
     }
 
     /// Whether a call cleared the `WATCHED` bit (the tenant had traffic).
+    #[cfg_attr(not(any(feature = "cluster", quota_loom)), allow(dead_code))]
     pub(crate) fn is_watched(&self) -> bool {
         self.state.load(Ordering::Acquire) & WATCHED != 0
     }
@@ -329,15 +332,15 @@ impl QuotaTracker {
 
     /// The rate windows' lifetime totals and current contents, and the rate
     /// refusals so far: what the cluster sync reports and decides from.
+    #[cfg_attr(not(any(feature = "cluster", quota_loom)), allow(dead_code))]
     pub(crate) fn rate_snapshot(&self) -> RateSnapshot {
         let now = self.clock.now();
         let mut snap = RateSnapshot::default();
-        for r in 0..3 {
+        for (r, q) in RATE_TYPES.iter().enumerate() {
             let w = self.window(r);
             snap.totals[r] = w.total();
             snap.in_window[r] = w.used(now);
-            snap.refused[r] =
-                u64::from(self.refusals[RATE_TYPES[r].index()].load(Ordering::Relaxed));
+            snap.refused[r] = u64::from(self.refusals[q.index()].load(Ordering::Relaxed));
         }
         snap
     }
