@@ -496,6 +496,11 @@ fn drive(
         let dt = now.duration_since(last).as_secs_f64();
         last = now;
         let elapsed = now.duration_since(start);
+        if elapsed.as_millis() >= u128::from(plan.duration_ms) {
+            // The run is over: nothing more is offered (so that every
+            // admitted call falls in a slot of the time series).
+            break;
+        }
         let rate = offer(plan, node, elapsed);
         let slot = (elapsed.as_millis() / SLOT.as_millis()) as usize;
         for (k, &t) in mine.iter().enumerate() {
