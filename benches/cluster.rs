@@ -10,6 +10,10 @@
 //! tenants' quotas are roomy: every call is admitted, so the comparison is
 //! of admissions, as in `enforce.rs`.
 //!
+//! `cluster_lease`: `ClusterSync::acquire` of a connection, within the
+//! broker's lease (then dropped), and on tenants whose lease is empty, so
+//! that every acquire asks Redis (one script call).
+//!
 //! After the groups, the mean duration of a sync round over the 1,000
 //! tenants is printed (the "sync cost" of `BENCHMARKS.md`).
 //!
@@ -26,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use streambus_tenancy::server::{ClusterOptions, ClusterStatus, ClusterSync};
+use streambus_tenancy::{QuotaType, Quotas};
 
 use common::*;
 
@@ -96,6 +101,52 @@ fn cluster(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // Connections through the sync: within the lease (local: the lease
+    // lock and the engine), and on tenants whose lease is empty (a lease
+    // script call to Redis per acquire: fresh tenants, one connection each).
+    let conn_quota = Quotas {
+        max_connections: 1,
+        ..Quotas::unlimited()
+    };
+    let fresh: Vec<String> = (0..5_000).map(|i| format!("lease-{i:05}")).collect();
+    for id in &fresh {
+        synced.create_tenant(id, "Lease bench", conn_quota).unwrap();
+    }
+    let roomy = Quotas {
+        max_connections: 1_000_000_000,
+        ..Quotas::unlimited()
+    };
+    synced.create_tenant("leased", "Leased", roomy).unwrap();
+    drop(sync.acquire("leased", QuotaType::Connections).unwrap());
+    let mut g = c.benchmark_group("cluster_lease");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(BenchmarkId::new("acquire+drop", "within-lease"), |b| {
+        b.iter(|| {
+            drop(black_box(
+                sync.acquire("leased", QuotaType::Connections).unwrap(),
+            ))
+        })
+    });
+    let mut next = 0usize;
+    let mut held = Vec::new();
+    g.bench_function(BenchmarkId::new("acquire", "lease-from-redis"), |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let id = &fresh[next % fresh.len()];
+                next += 1;
+                // A tenant already used in an earlier sample is refused,
+                // after the same trip to Redis.
+                if let Ok(p) = sync.acquire(id, QuotaType::Connections) {
+                    held.push(p);
+                }
+            }
+            start.elapsed()
+        })
+    });
+    g.finish();
+    drop(held);
 
     assert!(synced.enforce_produce_quota(&hot, MSG_BYTES, 1).is_ok());
     assert!(status.redis_up(), "Redis answered the sync throughout");

@@ -60,6 +60,15 @@ pub(crate) struct RateSnapshot {
     pub(crate) refused: [u64; 3],
 }
 
+/// A count quota (`-1`: unlimited) lowered to `lease` if one is given.
+#[inline]
+fn within(quota: i64, lease: Option<u64>) -> i64 {
+    match lease {
+        Some(l) if quota < 0 || l < quota as u64 => l.min(i64::MAX as u64) as i64,
+        _ => quota,
+    }
+}
+
 /// The held-count quotas, in the order of `QuotaTracker::counts`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Held {
@@ -666,14 +675,27 @@ impl QuotaTracker {
 
     #[inline]
     pub(crate) fn acquire(&self, held: Held) -> Result<(), Error> {
+        self.acquire_within(held, None)
+    }
+
+    /// Takes one of `held` within its quota and, if given, within `lease`
+    /// (a cluster sync's lease: what this broker may hold). A refusal names
+    /// the quota either way.
+    pub(crate) fn acquire_within(&self, held: Held, lease: Option<u64>) -> Result<(), Error> {
         if held == Held::Connections {
-            return self.open_connection();
+            return self.open_connection(lease);
         }
         self.check_active()?;
-        let limit = self.quotas.load().get(held.quota_type());
+        let quota = self.quotas.load().get(held.quota_type());
         self.counts[held as usize]
-            .try_acquire(1, limit)
-            .map_err(|current| self.quota_error(held.quota_type(), current, limit))
+            .try_acquire(1, within(quota, lease))
+            .map_err(|current| self.quota_error(held.quota_type(), current, quota))
+    }
+
+    /// How many of `held` the tenant holds on this broker.
+    #[cfg_attr(not(any(feature = "cluster", quota_loom)), allow(dead_code))]
+    pub(crate) fn held(&self, held: Held) -> u64 {
+        self.counts[held as usize].get()
     }
 
     /// Takes one connection: first one opening in the connection-creation
@@ -681,7 +703,7 @@ impl QuotaTracker {
     /// (`max_connections`), both decided from one version of the quotas. A
     /// refusal by the count takes the opening back, so a refused connection
     /// does not use up the rate.
-    fn open_connection(&self) -> Result<(), Error> {
+    fn open_connection(&self, lease: Option<u64>) -> Result<(), Error> {
         self.check_active()?;
         let q = self.quotas.load();
         let rate = q.max_connection_creation_rate;
@@ -716,13 +738,13 @@ impl QuotaTracker {
                 ));
             }
         };
-        let limit = q.max_connections;
+        let quota = q.max_connections;
         self.counts[Held::Connections as usize]
-            .try_acquire(1, limit)
+            .try_acquire(1, within(quota, lease))
             .map_err(|current| {
                 let (tick, added) = counted;
                 window.unrecord(tick, added);
-                self.quota_error(QuotaType::Connections, current, limit)
+                self.quota_error(QuotaType::Connections, current, quota)
             })
     }
 

@@ -42,9 +42,13 @@ struct Demo(Option<Child>);
 impl Demo {
     fn start(url: &str, args: &[&str]) -> Demo {
         let child = Command::new(env!("CARGO_BIN_EXE_streambus-tenancy"))
-            .args([
-                "demo", "--redis", url, "--nodes", "3", "--json", "--quota", "4MiB",
-            ])
+            .args(["demo", "--redis", url, "--nodes", "3", "--json"])
+            // A bytes quota of 4 MiB/s unless the test gives its own.
+            .args(if args.contains(&"--quota") {
+                &[][..]
+            } else {
+                &["--quota", "4MiB"][..]
+            })
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -367,4 +371,173 @@ fn an_embedded_sync_shows_in_metrics_and_falls_back_when_redis_stops() {
     redis.resume();
     wait("Redis again", &|| status.redis_up());
     sync.stop();
+}
+
+/// The leases held in Redis for `tenant`'s connections, summed over every
+/// broker (live or not: a stricter check than the script's).
+fn leased_connections(conn: &mut redis::Connection, tenant: &str) -> u64 {
+    let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("streambus-tenancy:cq:{{{tenant}}}"))
+        .query(conn)
+        .unwrap();
+    fields
+        .iter()
+        .filter(|(k, _)| k.starts_with("l1|"))
+        .map(|(_, v)| v.parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn connections_racing_on_three_nodes_never_exceed_the_limit() {
+    require_redis_server();
+    let _one = serial();
+    let redis = RedisServer::start();
+    let mut conn = redis.conn();
+    let demo = Demo::start(
+        &redis.url(),
+        &[
+            "--tenants",
+            "1",
+            "--pattern",
+            "connections",
+            "--quota",
+            "100",
+            "--duration",
+            "6s",
+        ],
+    );
+    // Every 2 ms until the demo ends: the brokers' leases, which bound what
+    // each holds, never sum past the limit.
+    let mut max = 0;
+    let mut samples = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(9) {
+        let leased = leased_connections(&mut conn, "cluster-0000");
+        assert!(leased <= 100, "{leased} connections leased cluster-wide");
+        max = max.max(leased);
+        samples += 1;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = demo.finish();
+    let t = &out["tenants"][0];
+    eprintln!("connections: {samples} samples, most leased {max}, held at the end {t}");
+    assert_eq!(max, 100, "the limit was reached");
+    // All 100 granted once contention ended, and no more.
+    assert_eq!(t["held_connections"].as_u64(), Some(100), "{t}");
+    let nodes_holding = t["per_node"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|v| v.as_u64() > Some(0))
+        .count();
+    assert!(nodes_holding >= 2, "the nodes shared the connections: {t}");
+}
+
+/// A `demo-node` process (a broker of a cluster demo), killed when dropped.
+struct Node {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl Node {
+    fn start(node: usize, plan: &Value) -> Node {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_streambus-tenancy"))
+            .args([
+                "demo-node",
+                "--node",
+                &node.to_string(),
+                "--plan",
+                &plan.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Node { child, lines }
+    }
+
+    /// Reads lines until one holds at least `n` connections; its time.
+    fn wait_for_held(&self, n: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no line with {n} connections held in {timeout:?}"));
+            if line["admitted"][0].as_u64().unwrap() >= n {
+                return line["at_ms"].as_u64().unwrap();
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn a_killed_nodes_connections_are_released_within_the_ttl() {
+    use streambus_tenancy::server::{RedisStore, Store, BROKER_TTL};
+    use streambus_tenancy::Quotas;
+
+    require_redis_server();
+    let _one = serial();
+    let redis = RedisServer::start();
+    let mut store = RedisStore::open(&redis.url()).unwrap();
+    let mut t = redis_support::tenant("conns");
+    t.quotas = Quotas {
+        max_connections: 100,
+        ..Quotas::unlimited()
+    };
+    store.insert(&t).unwrap();
+    let plan = |start_ms: u64| {
+        serde_json::json!({
+            "redis": redis.url(), "tenants": ["conns"], "quota": 100, "nodes": 2,
+            "overload": 1.0, "pattern": "connections", "duration_ms": 20_000,
+            "start_ms": start_ms, "attempts": 1_000_000,
+        })
+    };
+    let a = Node::start(0, &plan(now_ms() + 1_000));
+    a.wait_for_held(100, Duration::from_secs(10));
+    let b = Node::start(1, &plan(now_ms()));
+    // B is trying (and refused) for a while before A dies.
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(b.lines.try_iter().last().unwrap()["admitted"][0], 0);
+    drop(a); // SIGKILL
+    let killed = now_ms();
+    let first = b.wait_for_held(1, Duration::from_secs(10));
+    let full = b.wait_for_held(100, Duration::from_secs(10));
+    let ttl = BROKER_TTL.as_millis() as u64;
+    eprintln!(
+        "killed node's connections: the first granted elsewhere after {} ms, all 100 after {} ms (TTL {ttl} ms)",
+        first - killed,
+        full - killed
+    );
+    // Released within the TTL, plus a round and the 50 ms between lines.
+    assert!(first - killed <= ttl + 500, "{} ms", first - killed);
+    assert!(
+        first - killed >= ttl - 500,
+        "released before the TTL: {} ms",
+        first - killed
+    );
 }

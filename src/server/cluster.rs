@@ -93,8 +93,8 @@ use redis::Script;
 use super::redis_conn::{Connection, RedisUrl};
 use super::store::StoreError;
 use crate::cluster_hooks::{fallback_share, ClusterHooks};
-use crate::tracker::{QuotaTracker, RateSnapshot};
-use crate::Manager;
+use crate::tracker::{Held, QuotaTracker, RateSnapshot};
+use crate::{Error, Manager, Permit, QuotaType};
 
 /// How long a broker is counted live, and its held amounts counted, after
 /// its last report.
@@ -110,7 +110,9 @@ const BROKERS: &str = "{streambus-tenancy}:brokers";
 /// The per-tenant report. KEYS: the tenant's key. ARGV: node, seq, ttl in
 /// ms, buckets, live brokers, leave (1 or 0), then per rate (bytes,
 /// messages, requests) the window quota (-1: unlimited), demand (-1:
-/// unbounded), content and allowance in force. Returns the three allowances (-1:
+/// unbounded), content and allowance in force; then per held count
+/// (connections, producers, consumers, consumer groups) the lease units
+/// given back. Returns the three allowances (-1:
 /// unlimited), the cluster-wide content per rate, and the brokers following
 /// the tenant; `{-2}` for a report that came too late.
 const REPORT_SCRIPT: &str = r"
@@ -138,9 +140,17 @@ for f, v in pairs(fields) do
         redis.call('HDEL', key, 'h|' .. other, 's|' .. other,
           'c1|' .. other, 'c2|' .. other, 'c3|' .. other,
           'w1|' .. other, 'w2|' .. other, 'w3|' .. other,
-          'u1|' .. other, 'u2|' .. other, 'u3|' .. other)
+          'u1|' .. other, 'u2|' .. other, 'u3|' .. other,
+          'l1|' .. other, 'l2|' .. other, 'l3|' .. other, 'l4|' .. other)
       end
     end
+  end
+end
+for kind = 1, 4 do
+  local release = tonumber(ARGV[18 + kind])
+  if release > 0 then
+    local left = redis.call('HINCRBY', key, 'l' .. kind .. '|' .. node, -release)
+    if left <= 0 then redis.call('HDEL', key, 'l' .. kind .. '|' .. node) end
   end
 end
 if ARGV[6] == '1' then
@@ -210,6 +220,40 @@ end
 redis.call('HSET', key, 's|' .. node, seq, 'h|' .. node, now)
 redis.call('PEXPIRE', key, 20 * ttl)
 return {out[1], out[2], out[3], used[1], used[2], used[3], k}
+";
+
+/// A lease request. KEYS: the tenant's key. ARGV: node, count (1 to 4:
+/// connections, producers, consumers, consumer groups), units wanted, the
+/// quota, ttl in ms. Grants what fits under the quota beside the leases of
+/// the brokers heard from within the TTL (this one's included), and marks
+/// this broker heard from. Returns the units granted and the cluster-wide
+/// leases after the grant.
+const LEASE_SCRIPT: &str = r"
+local key, node, kind = KEYS[1], ARGV[1], ARGV[2]
+local want, quota, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local fields = {}
+local all = redis.call('HGETALL', key)
+for i = 1, #all, 2 do fields[all[i]] = all[i + 1] end
+local total = 0
+for f, v in pairs(fields) do
+  if string.sub(f, 1, 2) == 'h|' then
+    local other = string.sub(f, 3)
+    if other ~= node and now - tonumber(v) <= ttl then
+      total = total + tonumber(fields['l' .. kind .. '|' .. other] or '0')
+    end
+  end
+end
+local mine = tonumber(fields['l' .. kind .. '|' .. node] or '0')
+local grant = math.min(want, quota - total - mine)
+if grant < 0 then grant = 0 end
+if grant > 0 then
+  redis.call('HSET', key, 'l' .. kind .. '|' .. node, mine + grant)
+end
+redis.call('HSET', key, 'h|' .. node, now)
+redis.call('PEXPIRE', key, 20 * ttl)
+return {grant, total + mine + grant}
 ";
 
 /// The heartbeat. KEYS: the brokers hash. ARGV: node, ttl in ms. Returns
@@ -393,6 +437,59 @@ pub struct ClusterSync {
     status: ClusterStatus,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    leases: Arc<Leases>,
+    requests: tokio::sync::mpsc::UnboundedSender<LeaseRequest>,
+    manager: Arc<Manager>,
+}
+
+/// The held counts a lease covers, in the order of the `l1`..`l4` fields.
+const LEASED: [Held; 4] = [
+    Held::Connections,
+    Held::Producers,
+    Held::Consumers,
+    Held::ConsumerGroups,
+];
+
+/// How long an acquire waits for a lease from Redis before it falls back
+/// to the broker's share.
+pub const LEASE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// This broker's leases: per tenant, the units of each held count it may
+/// hold (what Redis records for it, or less while a give-back is on its
+/// way). A tenant's entry has its own lock, taken by acquires that need
+/// more and by the round that gives the surplus back.
+#[derive(Debug, Default)]
+struct Leases(Mutex<HashMap<Arc<str>, LeaseEntry>>);
+
+/// One tenant's lease units (connections, producers, consumers, consumer
+/// groups) under its own lock.
+type LeaseEntry = Arc<Mutex<[u64; 4]>>;
+
+impl Leases {
+    fn entry(&self, id: &Arc<str>) -> LeaseEntry {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(map.entry(Arc::clone(id)).or_default())
+    }
+
+    fn get(&self, id: &str) -> Option<LeaseEntry> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(id).cloned()
+    }
+}
+
+/// An acquire's request for more lease units, answered by the sync thread.
+#[derive(Debug)]
+struct LeaseRequest {
+    id: Arc<str>,
+    kind: usize,
+    want: u64,
+    quota: u64,
+    reply: std::sync::mpsc::SyncSender<Result<(u64, u64), String>>,
+}
+
+/// Units asked for at once: a quarter of an even share, at least one.
+fn lease_batch(quota: u64, live: u64) -> u64 {
+    (quota / (4 * live.max(1))).max(1)
 }
 
 impl ClusterSync {
@@ -430,8 +527,18 @@ impl ClusterSync {
             .enable_all()
             .build()
             .map_err(|e| StoreError::new(format!("cannot start a runtime for Redis: {e}")))?;
+        let leases = Arc::new(Leases::default());
+        let (requests, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut serve = LeaseServer {
+            url: url.clone(),
+            node: options.node.clone(),
+            stop: Arc::clone(&stop),
+            script: Script::new(LEASE_SCRIPT),
+            requests: requests_rx,
+        };
         let mut run = Run {
-            manager,
+            manager: Arc::clone(&manager),
+            leases: Arc::clone(&leases),
             url,
             node: options.node,
             interval,
@@ -446,13 +553,113 @@ impl ClusterSync {
         };
         let thread = std::thread::Builder::new()
             .name("tenancy-cluster".into())
-            .spawn(move || rt.block_on(run.run()))
+            .spawn(move || {
+                rt.block_on(async {
+                    tokio::join!(run.run(), serve.serve());
+                })
+            })
             .map_err(|e| StoreError::new(format!("cannot start the cluster thread: {e}")))?;
         Ok(ClusterSync {
             status,
             stop,
             thread: Some(thread),
+            leases,
+            requests,
+            manager,
         })
+    }
+
+    /// Takes one connection, producer, consumer or consumer group
+    /// (`kind`) of tenant `id` within its quota cluster-wide, released
+    /// when the permit drops.
+    ///
+    /// The broker takes it locally within the lease of units it holds;
+    /// when the lease is used up it asks Redis for more (one script call,
+    /// a round trip to Redis: about 0.1 to 0.3 ms on loopback; see
+    /// BENCHMARKS.md) and is refused if the other brokers' leases leave no
+    /// room. Unused lease units are given back within a round. If Redis
+    /// does not answer within [`LEASE_TIMEOUT`], the broker may hold up to
+    /// its fallback share (the quota over the live brokers last seen).
+    /// Leases of a broker that stops reporting stop counting after
+    /// [`BROKER_TTL`]. An unlimited quota needs no lease.
+    ///
+    /// Acquire through the sync for the count to hold cluster-wide: the
+    /// `Manager`'s own `acquire_*` and `enforce_*_quota` for counts check
+    /// the tenant's quota on this broker only.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] (its `current` is what this broker holds,
+    /// its `limit` the tenant's quota), [`Error::TenantNotActive`],
+    /// [`Error::TenantNotFound`]; [`Error::InvalidConfig`] if `kind` is not
+    /// one of the four.
+    pub fn acquire(&self, id: &str, kind: QuotaType) -> Result<Permit, Error> {
+        let Some(k) = LEASED.iter().position(|h| h.quota_type() == kind) else {
+            return Err(Error::InvalidConfig(format!(
+                "ClusterSync::acquire takes connections, producers, consumers or \
+                 consumer_groups, not {kind}"
+            )));
+        };
+        let held = LEASED[k];
+        let tracker = self.manager.get_tracker(id)?;
+        let quota = tracker.quotas().get(kind);
+        if quota < 0 {
+            tracker.acquire_within(held, None)?;
+            return Ok(Permit::new(tracker, held));
+        }
+        let entry = self.leases.entry(tracker.id_arc());
+        let mut lease = entry.lock().unwrap_or_else(|p| p.into_inner());
+        if tracker.held(held) + 1 > lease[k] {
+            let live = self.status.live_brokers();
+            let want = lease_batch(quota as u64, live);
+            match self.request(tracker.id_arc(), k, want, quota as u64) {
+                // A grant of 0 leaves the lease used up: the engine refuses
+                // below, and counts the refusal where it counts every other.
+                Ok((grant, _leased)) => lease[k] += grant,
+                Err(e) => {
+                    let share = fallback_share(quota as u64, live);
+                    tracing::debug!(
+                        tenant = id,
+                        "lease from Redis failed ({e}); fallback share {share}"
+                    );
+                    lease[k] = lease[k].max(share);
+                }
+            }
+        }
+        tracker.acquire_within(held, Some(lease[k]))?;
+        Ok(Permit::new(tracker, held))
+    }
+
+    /// Asks the sync thread for lease units and waits for the answer.
+    fn request(
+        &self,
+        id: &Arc<str>,
+        kind: usize,
+        want: u64,
+        quota: u64,
+    ) -> Result<(u64, u64), String> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.requests
+            .send(LeaseRequest {
+                id: Arc::clone(id),
+                kind,
+                want,
+                quota,
+                reply,
+            })
+            .map_err(|_| "the cluster sync has stopped".to_string())?;
+        answer
+            .recv_timeout(LEASE_TIMEOUT + Duration::from_millis(100))
+            .map_err(|_| "no answer from the cluster sync".to_string())?
+    }
+
+    /// The lease units this broker holds for tenant `id` (connections,
+    /// producers, consumers, consumer groups).
+    pub fn leases(&self, id: &str) -> [u64; 4] {
+        self.leases
+            .get(id)
+            .map(|e| *e.lock().unwrap_or_else(|p| p.into_inner()))
+            .unwrap_or_default()
     }
 
     /// Its status, for `/metrics` and tests; stays current while it runs.
@@ -504,8 +711,75 @@ struct Followed {
     leaving: Option<[u64; 3]>,
 }
 
+/// Answers the acquires' lease requests on the sync thread, beside the
+/// rounds, on its own connection.
+struct LeaseServer {
+    url: RedisUrl,
+    node: String,
+    stop: Arc<AtomicBool>,
+    script: Script,
+    requests: tokio::sync::mpsc::UnboundedReceiver<LeaseRequest>,
+}
+
+impl LeaseServer {
+    async fn serve(&mut self) {
+        let mut conn: Option<Connection> = None;
+        loop {
+            let req = tokio::select! {
+                r = self.requests.recv() => r,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    if self.stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Some(req) = req else { return };
+            let answer = tokio::time::timeout(LEASE_TIMEOUT, self.lease(&mut conn, &req))
+                .await
+                .unwrap_or_else(|_| Err("no answer within the lease timeout".into()));
+            if answer.is_err() {
+                conn = None;
+            }
+            let _ = req.reply.try_send(answer);
+        }
+    }
+
+    async fn lease(
+        &self,
+        conn: &mut Option<Connection>,
+        req: &LeaseRequest,
+    ) -> Result<(u64, u64), String> {
+        if conn.is_none() {
+            *conn = Some(
+                self.url
+                    .connect_quietly(LEASE_TIMEOUT)
+                    .await
+                    .map_err(|e| super::redis_conn::summary(&e))?,
+            );
+        }
+        let c = conn.as_mut().expect("connected above");
+        let answer: Vec<u64> = self
+            .script
+            .key(tenant_key(&req.id))
+            .arg(&self.node)
+            .arg(req.kind + 1)
+            .arg(req.want)
+            .arg(req.quota)
+            .arg(BROKER_TTL.as_millis() as u64)
+            .invoke_async(c)
+            .await
+            .map_err(|e| super::redis_conn::summary(&e))?;
+        match answer[..] {
+            [grant, total, ..] => Ok((grant, total)),
+            _ => Err("the lease script answered too little".into()),
+        }
+    }
+}
+
 struct Run {
     manager: Arc<Manager>,
+    leases: Arc<Leases>,
     url: RedisUrl,
     node: String,
     interval: Duration,
@@ -527,6 +801,8 @@ struct Report {
     demand: [i64; 3],
     content: [u64; 3],
     applied: [i64; 3],
+    /// Lease units given back, per held count.
+    release: [u64; 4],
     leave: bool,
     snapshot: RateSnapshot,
 }
@@ -704,6 +980,27 @@ impl Run {
                     applied[r] = f.applied[r].map_or(qw as i64, |a| a as i64);
                 }
             }
+            // Leases: keep what is held and a batch more; give the rest back
+            // (locally first, so nothing can use it once Redis has it back).
+            let mut release = [0u64; 4];
+            if let Some(entry) = self.leases.get(id) {
+                // Never wait for the lock here: an acquire holding it may be
+                // waiting for this very thread (its lease request). Busy:
+                // give back next round.
+                match entry.try_lock() {
+                    Ok(mut lease) => {
+                        for (k, held) in LEASED.iter().enumerate() {
+                            let quota = quotas.get(held.quota_type()).max(0) as u64;
+                            let using = f.tracker.held(*held);
+                            let keep = using.saturating_add(lease_batch(quota, live)).min(lease[k]);
+                            release[k] = lease[k] - keep;
+                            lease[k] = keep;
+                            busy |= lease[k] > 0;
+                        }
+                    }
+                    Err(_) => busy = true,
+                }
+            }
             f.idle_rounds = if busy { 0 } else { f.idle_rounds + 1 };
             // Letting a tenant go takes two rounds: watch it again and read
             // its totals; a round later, leave only if no call cleared the
@@ -732,6 +1029,7 @@ impl Run {
                 demand,
                 content: snap.in_window,
                 applied,
+                release,
                 leave,
                 snapshot: snap,
             });
@@ -757,6 +1055,9 @@ impl Run {
                             .arg(rep.demand[r])
                             .arg(rep.content[r])
                             .arg(rep.applied[r]);
+                    }
+                    for units in rep.release {
+                        inv.arg(units);
                     }
                     async move {
                         let a: Result<Vec<i64>, String> = inv
@@ -797,6 +1098,9 @@ impl Run {
                     .expect("attached")
                     .unfollowed_caps(&f.tracker.quotas(), &g);
                 f.tracker.cap_rates(caps);
+                // Its lease entry (all zero: a lease keeps a tenant
+                // followed) stays, so an acquire holding it meanwhile
+                // cannot strand units.
                 self.followed.remove(&rep.id);
                 continue;
             }

@@ -105,7 +105,8 @@ pub use api::{
 pub use auth::{NamedToken, Role, Token, TokenSource, Tokens};
 #[cfg(feature = "cluster")]
 pub use cluster::{
-    ClusterOptions, ClusterStatus, ClusterSync, TenantView, BROKER_TTL, ROUND_TIMEOUT,
+    ClusterOptions, ClusterStatus, ClusterSync, TenantView, BROKER_TTL, LEASE_TIMEOUT,
+    ROUND_TIMEOUT,
 };
 pub use config::{
     parse_size, Config, ConfigError, LimitsConfig, RedisSetting, Tiers, DEFAULT_ALERT_INTERVAL,

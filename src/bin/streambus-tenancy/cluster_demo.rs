@@ -29,12 +29,17 @@ const SLOT: Duration = Duration::from_millis(100);
 
 /// How the offered load is spread over the nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Pattern {
     /// Every node offers overload x quota / nodes for the whole run.
     Even,
     /// Node 0 offers overload x quota for the first half, node 1 for the
     /// second half; the others offer nothing.
     Shift,
+    /// No produce load: each node tries to open connections (the quota is
+    /// then `max_connections`), holding every one it gets, up to
+    /// `--attempts` tries.
+    Connections,
 }
 
 /// What every node is told (as JSON in one argument).
@@ -49,6 +54,9 @@ pub(crate) struct Plan {
     duration_ms: u64,
     /// Wall-clock start, milliseconds since the Unix epoch.
     start_ms: u64,
+    /// With `Pattern::Connections`: acquires each node tries.
+    #[serde(default)]
+    attempts: u64,
 }
 
 /// A node's line on stdout: progress once a second, then the result.
@@ -60,6 +68,9 @@ struct NodeLine {
     /// At the end only: admitted bytes per tenant per 100 ms slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     slots: Option<Vec<Vec<u64>>>,
+    /// When the line was written, milliseconds since the Unix epoch.
+    #[serde(default)]
+    at_ms: u64,
 }
 
 /// The arguments `demo` passes on.
@@ -114,7 +125,7 @@ pub(crate) fn run(d: ClusterDemo) -> Result<(), String> {
             d.tenants
         ));
     }
-    if d.quota < CALL_BYTES {
+    if d.pattern != Pattern::Connections && d.quota < CALL_BYTES {
         return Err(format!(
             "--quota must be at least {CALL_BYTES} bytes/s (one call), got {}",
             d.quota
@@ -124,11 +135,18 @@ pub(crate) fn run(d: ClusterDemo) -> Result<(), String> {
         return Err("--pattern shift needs at least 2 nodes".into());
     }
     let ids: Vec<String> = (0..d.tenants).map(|i| format!("cluster-{i:04}")).collect();
-    let quotas = Quotas {
-        max_bytes_per_second: d.quota as i64,
-        max_messages_per_second: -1,
-        max_requests_per_second: -1,
-        ..Quotas::default()
+    let quotas = if d.pattern == Pattern::Connections {
+        Quotas {
+            max_connections: d.quota.min(i64::MAX as u64) as i64,
+            ..Quotas::unlimited()
+        }
+    } else {
+        Quotas {
+            max_bytes_per_second: d.quota as i64,
+            max_messages_per_second: -1,
+            max_requests_per_second: -1,
+            ..Quotas::default()
+        }
     };
     let mut store = RedisStore::open(&d.redis).map_err(|e| e.to_string())?;
     for id in &ids {
@@ -162,6 +180,7 @@ pub(crate) fn run(d: ClusterDemo) -> Result<(), String> {
         pattern: d.pattern,
         duration_ms: d.duration.as_millis() as u64,
         start_ms,
+        attempts: 1000,
     };
     let plan_json = serde_json::to_string(&plan).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
@@ -253,6 +272,24 @@ pub(crate) fn run(d: ClusterDemo) -> Result<(), String> {
     }
 
     let duration_s = d.duration.as_secs_f64();
+    if d.pattern == Pattern::Connections {
+        let per_node: BTreeMap<String, u64> = (0..d.nodes)
+            .map(|n| (format!("node-{n}"), progress[n][0]))
+            .collect();
+        let out = serde_json::json!({
+            "duration_s": duration_s,
+            "nodes": d.nodes,
+            "pattern": d.pattern,
+            "tenants": [{
+                "id": ids[0],
+                "max_connections": d.quota,
+                "held_connections": per_node.values().sum::<u64>(),
+                "per_node": per_node,
+            }],
+        });
+        println!("{out}");
+        return Ok(());
+    }
     let mut tenants = Vec::new();
     for (t, id) in ids.iter().enumerate() {
         let per_node: BTreeMap<String, u64> = (0..d.nodes)
@@ -386,6 +423,12 @@ pub(crate) fn run_node(args: NodeArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let wait = plan.start_ms.saturating_sub(now_ms());
     std::thread::sleep(Duration::from_millis(wait));
+    if plan.pattern == Pattern::Connections {
+        let result = connections(args.node, &plan, &sync);
+        sync.stop();
+        follower.stop();
+        return result;
+    }
 
     let duration = Duration::from_millis(plan.duration_ms);
     let n_slots = (plan.duration_ms as usize).div_ceil(SLOT.as_millis() as usize);
@@ -428,6 +471,7 @@ pub(crate) fn run_node(args: NodeArgs) -> Result<(), String> {
                 node: args.node,
                 admitted: admitted.iter().map(|a| a.load(Ordering::Relaxed)).collect(),
                 slots: None,
+                at_ms: now_ms(),
             };
             let mut o = out.lock();
             let _ = writeln!(o, "{}", serde_json::to_string(&line).expect("serialisable"));
@@ -447,6 +491,7 @@ pub(crate) fn run_node(args: NodeArgs) -> Result<(), String> {
                 .map(|s| s.iter().map(|a| a.load(Ordering::Relaxed)).collect())
                 .collect(),
         ),
+        at_ms: now_ms(),
     };
     let mut o = out.lock();
     writeln!(o, "{}", serde_json::to_string(&line).expect("serialisable"))
@@ -458,11 +503,56 @@ pub(crate) fn run_node(args: NodeArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// `Pattern::Connections`: tries `plan.attempts` acquires of the first
+/// tenant's connections through the sync, holding every one granted, and
+/// prints the count held every 50 ms and at the end.
+fn connections(node: usize, plan: &Plan, sync: &ClusterSync) -> Result<(), String> {
+    let id = plan.tenants.first().ok_or("no tenant")?;
+    let start = Instant::now();
+    let duration = Duration::from_millis(plan.duration_ms);
+    let mut held = Vec::new();
+    let mut tries = 0u64;
+    let mut next_line = Instant::now();
+    let out = std::io::stdout();
+    let print = |held: usize, last: bool| -> Result<(), String> {
+        let line = NodeLine {
+            node,
+            admitted: vec![held as u64; plan.tenants.len()],
+            slots: last.then(|| vec![Vec::new(); plan.tenants.len()]),
+            at_ms: now_ms(),
+        };
+        let mut o = out.lock();
+        writeln!(o, "{}", serde_json::to_string(&line).expect("serialisable"))
+            .and_then(|()| o.flush())
+            .map_err(|e| e.to_string())
+    };
+    while start.elapsed() < duration {
+        if tries < plan.attempts {
+            tries += 1;
+            match sync.acquire(id, streambus_tenancy::QuotaType::Connections) {
+                Ok(p) => held.push(p),
+                Err(streambus_tenancy::Error::QuotaExceeded(_)) => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Err(e) => return Err(format!("node {node}: {e}")),
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if Instant::now() >= next_line {
+            next_line += Duration::from_millis(50);
+            print(held.len(), false)?;
+        }
+    }
+    print(held.len(), true)
+}
+
 /// What node `node` offers per second at `elapsed` into the run.
 fn offer(plan: &Plan, node: usize, elapsed: Duration) -> f64 {
     let total = plan.overload * plan.quota as f64;
     match plan.pattern {
         Pattern::Even => total / plan.nodes as f64,
+        Pattern::Connections => 0.0,
         Pattern::Shift => {
             let first_half = elapsed.as_millis() < u128::from(plan.duration_ms / 2);
             match (node, first_half) {

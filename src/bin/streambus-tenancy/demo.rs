@@ -41,7 +41,8 @@ pub(crate) struct DemoArgs {
     /// With --redis: how many broker processes.
     #[arg(long, default_value_t = 3, requires = "redis")]
     nodes: usize,
-    /// With --redis: each tenant's bytes/s quota, e.g. 4MiB.
+    /// With --redis: each tenant's bytes/s quota, e.g. 4MiB (with
+    /// --pattern connections: its max_connections, e.g. 100).
     #[arg(long, default_value = "4MiB", requires = "redis")]
     quota: String,
     /// With --redis: how the offered load is spread over the nodes.
