@@ -437,6 +437,7 @@ pub struct ClusterSync {
     status: ClusterStatus,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    lease_thread: Option<JoinHandle<()>>,
     leases: Arc<Leases>,
     requests: tokio::sync::mpsc::UnboundedSender<LeaseRequest>,
     manager: Arc<Manager>,
@@ -461,9 +462,18 @@ pub const LEASE_TIMEOUT: Duration = Duration::from_millis(500);
 #[derive(Debug, Default)]
 struct Leases(Mutex<HashMap<Arc<str>, LeaseEntry>>);
 
-/// One tenant's lease units (connections, producers, consumers, consumer
-/// groups) under its own lock.
-type LeaseEntry = Arc<Mutex<[u64; 4]>>;
+/// One tenant's lease units under its own lock.
+type LeaseEntry = Arc<Mutex<Lease>>;
+
+/// What a broker may hold of a tenant's held counts.
+#[derive(Debug, Default)]
+struct Lease {
+    /// Units per count: connections, producers, consumers, consumer groups.
+    units: [u64; 4],
+    /// Whether an acquire came since the last round: a tenant in use keeps
+    /// a batch in reserve, an unused one gives everything unheld back.
+    touched: bool,
+}
 
 impl Leases {
     fn entry(&self, id: &Arc<str>) -> LeaseEntry {
@@ -551,18 +561,25 @@ impl ClusterSync {
             report: Script::new(REPORT_SCRIPT),
             heartbeat: Script::new(HEARTBEAT_SCRIPT),
         };
+        // Lease requests get a thread of their own, so that an acquire
+        // never waits behind a round.
+        let lease_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::new(format!("cannot start a runtime for Redis: {e}")))?;
+        let lease_thread = std::thread::Builder::new()
+            .name("tenancy-leases".into())
+            .spawn(move || lease_rt.block_on(serve.serve()))
+            .map_err(|e| StoreError::new(format!("cannot start the lease thread: {e}")))?;
         let thread = std::thread::Builder::new()
             .name("tenancy-cluster".into())
-            .spawn(move || {
-                rt.block_on(async {
-                    tokio::join!(run.run(), serve.serve());
-                })
-            })
+            .spawn(move || rt.block_on(run.run()))
             .map_err(|e| StoreError::new(format!("cannot start the cluster thread: {e}")))?;
         Ok(ClusterSync {
             status,
             stop,
             thread: Some(thread),
+            lease_thread: Some(lease_thread),
             leases,
             requests,
             manager,
@@ -609,28 +626,29 @@ impl ClusterSync {
         }
         let entry = self.leases.entry(tracker.id_arc());
         let mut lease = entry.lock().unwrap_or_else(|p| p.into_inner());
-        if tracker.held(held) + 1 > lease[k] {
+        lease.touched = true;
+        if tracker.held(held) + 1 > lease.units[k] {
             let live = self.status.live_brokers();
             let want = lease_batch(quota as u64, live);
             match self.request(tracker.id_arc(), k, want, quota as u64) {
                 // A grant of 0 leaves the lease used up: the engine refuses
                 // below, and counts the refusal where it counts every other.
-                Ok((grant, _leased)) => lease[k] += grant,
+                Ok((grant, _leased)) => lease.units[k] += grant,
                 Err(e) => {
                     let share = fallback_share(quota as u64, live);
                     tracing::debug!(
                         tenant = id,
                         "lease from Redis failed ({e}); fallback share {share}"
                     );
-                    lease[k] = lease[k].max(share);
+                    lease.units[k] = lease.units[k].max(share);
                 }
             }
         }
-        tracker.acquire_within(held, Some(lease[k]))?;
+        tracker.acquire_within(held, Some(lease.units[k]))?;
         Ok(Permit::new(tracker, held))
     }
 
-    /// Asks the sync thread for lease units and waits for the answer.
+    /// Asks the lease thread for lease units and waits for the answer.
     fn request(
         &self,
         id: &Arc<str>,
@@ -658,7 +676,7 @@ impl ClusterSync {
     pub fn leases(&self, id: &str) -> [u64; 4] {
         self.leases
             .get(id)
-            .map(|e| *e.lock().unwrap_or_else(|p| p.into_inner()))
+            .map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).units)
             .unwrap_or_default()
     }
 
@@ -675,7 +693,10 @@ impl ClusterSync {
 
     fn halt(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        for t in [self.thread.take(), self.lease_thread.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = t.join();
         }
     }
@@ -711,8 +732,8 @@ struct Followed {
     leaving: Option<[u64; 3]>,
 }
 
-/// Answers the acquires' lease requests on the sync thread, beside the
-/// rounds, on its own connection.
+/// Answers the acquires' lease requests on a thread of its own, on its own
+/// connection.
 struct LeaseServer {
     url: RedisUrl,
     node: String,
@@ -989,13 +1010,15 @@ impl Run {
                 // give back next round.
                 match entry.try_lock() {
                     Ok(mut lease) => {
+                        let reserve = std::mem::take(&mut lease.touched);
                         for (k, held) in LEASED.iter().enumerate() {
                             let quota = quotas.get(held.quota_type()).max(0) as u64;
                             let using = f.tracker.held(*held);
-                            let keep = using.saturating_add(lease_batch(quota, live)).min(lease[k]);
-                            release[k] = lease[k] - keep;
-                            lease[k] = keep;
-                            busy |= lease[k] > 0;
+                            let batch = if reserve { lease_batch(quota, live) } else { 0 };
+                            let keep = using.saturating_add(batch).min(lease.units[k]);
+                            release[k] = lease.units[k] - keep;
+                            lease.units[k] = keep;
+                            busy |= keep > 0;
                         }
                     }
                     Err(_) => busy = true,
