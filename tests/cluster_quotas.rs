@@ -541,3 +541,29 @@ fn a_killed_nodes_connections_are_released_within_the_ttl() {
         first - killed
     );
 }
+
+/// Bad cluster-demo options are refused, naming the option, before any
+/// process starts or Redis is reached.
+#[test]
+fn the_cluster_demo_refuses_bad_options() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_streambus-tenancy"))
+            .arg("demo")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let url = "redis://127.0.0.1:1";
+    assert!(run(&["--redis", url, "--nodes", "0"]).contains("--nodes must be between 1 and 64"));
+    assert!(run(&["--redis", url, "--quota", "lots"]).contains("--quota"));
+    assert!(run(&["--redis", url, "--quota", "1000"]).contains("--quota must be at least"));
+    assert!(
+        run(&["--redis", url, "--nodes", "1", "--pattern", "shift"]).contains("at least 2 nodes")
+    );
+    assert!(run(&["--redis", url, "--duration", "2h"]).contains("--duration"));
+    // Cluster options without --redis.
+    assert!(run(&["--nodes", "3"]).contains("--redis"));
+    assert!(run(&["--json"]).contains("--redis"));
+}

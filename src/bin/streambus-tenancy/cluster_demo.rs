@@ -231,7 +231,7 @@ pub(crate) fn run(d: ClusterDemo) -> Result<(), String> {
     }
 
     let mut progress = vec![vec![0u64; ids.len()]; d.nodes];
-    let mut last_total = vec![0u64; ids.len()];
+    let mut last_shown = vec![vec![0u64; ids.len()]; d.nodes];
     let mut last_at = Instant::now();
     let mut slots: Vec<Option<Vec<Vec<u64>>>> = vec![None; d.nodes];
     let live = !d.quiet && !d.json;
@@ -249,7 +249,7 @@ pub(crate) fn run(d: ClusterDemo) -> Result<(), String> {
         if live && last_at.elapsed() >= Duration::from_millis(900) {
             let dt = last_at.elapsed().as_secs_f64();
             last_at = Instant::now();
-            let table = live_table(&ids, d.quota, &progress, &mut last_total, dt);
+            let table = live_table(&ids, d.quota, &progress, &mut last_shown, dt);
             if tty {
                 print!("\x1b[2J\x1b[H");
             }
@@ -352,13 +352,13 @@ pub(crate) fn run(d: ClusterDemo) -> Result<(), String> {
     Ok(())
 }
 
-/// The live table: per tenant, the cluster-wide rate over the last second
-/// against its quota, and each node's share of it.
+/// The live table: per tenant, the cluster-wide rate since the last table
+/// against its quota, and each node's share of it (the first 20 tenants).
 fn live_table(
     ids: &[String],
     quota: u64,
     progress: &[Vec<u64>],
-    last_total: &mut [u64],
+    last: &mut [Vec<u64>],
     dt: f64,
 ) -> Table {
     let mut header = vec![
@@ -371,9 +371,18 @@ fn live_table(
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(header);
     for (t, id) in ids.iter().enumerate().take(20) {
-        let total: u64 = progress.iter().map(|p| p[t]).sum();
-        let rate = (total - last_total[t].min(total)) as f64 / dt;
-        last_total[t] = total;
+        // What each node admitted since the last table.
+        let deltas: Vec<u64> = progress
+            .iter()
+            .zip(last.iter_mut())
+            .map(|(p, l)| {
+                let d = p[t].saturating_sub(l[t]);
+                l[t] = p[t];
+                d
+            })
+            .collect();
+        let total: u64 = deltas.iter().sum();
+        let rate = total as f64 / dt;
         let mut row = vec![
             Cell::new(id),
             Cell::new(quota).set_alignment(CellAlignment::Right),
@@ -381,11 +390,11 @@ fn live_table(
             Cell::new(format!("{:.1}%", 100.0 * rate / quota as f64))
                 .set_alignment(CellAlignment::Right),
         ];
-        for p in progress {
+        for d in &deltas {
             let share = if total == 0 {
                 0.0
             } else {
-                100.0 * p[t] as f64 / total as f64
+                100.0 * *d as f64 / total as f64
             };
             row.push(Cell::new(format!("{share:.0}%")).set_alignment(CellAlignment::Right));
         }
