@@ -178,24 +178,6 @@ fn cluster(c: &mut Criterion) {
     sync.stop();
 }
 
-/// Visits `items` round and round.
-struct Cycle<'a, T> {
-    items: &'a [T],
-    i: usize,
-}
-
-impl<'a, T> Cycle<'a, T> {
-    fn new(items: &'a [T]) -> Self {
-        Cycle { items, i: 0 }
-    }
-
-    fn next(&mut self) -> &'a T {
-        let t = &self.items[self.i];
-        self.i = (self.i + 1) % self.items.len();
-        t
-    }
-}
-
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))

@@ -81,28 +81,6 @@ where
 #[repr(align(128))]
 struct Padded(AtomicU64);
 
-/// Cycles through a slice without a division per step.
-struct Cycle<'a, T> {
-    items: &'a [T],
-    next: usize,
-}
-
-impl<'a, T> Cycle<'a, T> {
-    fn new(items: &'a [T]) -> Self {
-        Cycle { items, next: 0 }
-    }
-
-    #[inline]
-    fn next(&mut self) -> &'a T {
-        let item = &self.items[self.next];
-        self.next += 1;
-        if self.next == self.items.len() {
-            self.next = 0;
-        }
-        item
-    }
-}
-
 fn enforce_hot(c: &mut Criterion) {
     let id = tenant_id(0);
     let ours = common::ours(1, roomy_quotas());

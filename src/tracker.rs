@@ -300,14 +300,7 @@ impl QuotaTracker {
         if s != TenantStatus::Active.to_u8() | WATCHED {
             return Err(self.not_active(s & !WATCHED));
         }
-        // AcqRel: one caller clears the bit and tells the sync; the sync's
-        // `rewatch` (which sets it again) is ordered before this.
-        let before = self.state.fetch_and(!WATCHED, Ordering::AcqRel);
-        if before & WATCHED != 0 {
-            if let Some(hooks) = self.clock.cluster() {
-                hooks.push(StdArc::clone(&self.id));
-            }
-        }
+        self.feed_if_watched();
         Ok(())
     }
 
@@ -829,13 +822,30 @@ impl QuotaTracker {
     /// [`Error::QuotaExceeded`] for `topics` or `partitions`;
     /// [`Error::TenantNotActive`].
     pub fn add_topic(&self, partitions: u32) -> Result<(), Error> {
+        self.add_topic_within(partitions, None)
+    }
+
+    /// [`QuotaTracker::add_topic`] within a cluster sync's leases of topics
+    /// and partitions, if given. A refusal names the quota either way.
+    pub(crate) fn add_topic_within(
+        &self,
+        partitions: u32,
+        leases: Option<(u64, u64)>,
+    ) -> Result<(), Error> {
         self.check_active()?;
         let q = self.quotas.load();
+        let (topics, parts) = match leases {
+            Some((t, p)) => (
+                within(q.max_topics, Some(t)),
+                within(q.max_partitions, Some(p)),
+            ),
+            None => (q.max_topics, q.max_partitions),
+        };
         self.counts[Held::Topics as usize]
-            .try_acquire(1, q.max_topics)
+            .try_acquire(1, topics)
             .map_err(|c| self.quota_error(QuotaType::Topics, c, q.max_topics))?;
-        if let Err(c) = self.counts[Held::Partitions as usize]
-            .try_acquire(u64::from(partitions), q.max_partitions)
+        if let Err(c) =
+            self.counts[Held::Partitions as usize].try_acquire(u64::from(partitions), parts)
         {
             self.counts[Held::Topics as usize].release(1);
             return Err(self.quota_error(QuotaType::Partitions, c, q.max_partitions));
@@ -870,6 +880,32 @@ impl QuotaTracker {
     /// works in every status so a suspended tenant can drain).
     pub fn update_storage(&self, bytes: u64) {
         self.storage.set(bytes);
+        // A cluster sync reports storage for the tenants it follows: a
+        // watched tenant's storage change feeds it, as a call does.
+        if self.state.load(Ordering::Acquire) & WATCHED != 0 {
+            self.feed_if_watched();
+        }
+    }
+
+    /// Clears the `WATCHED` bit, and the caller that cleared it tells the
+    /// cluster sync (see `cluster_hooks.rs`).
+    #[cold]
+    #[inline(never)]
+    fn feed_if_watched(&self) {
+        // AcqRel: one caller clears the bit and tells the sync; the sync's
+        // `rewatch` (which sets it again) is ordered before this.
+        let before = self.state.fetch_and(!WATCHED, Ordering::AcqRel);
+        if before & WATCHED != 0 {
+            if let Some(hooks) = self.clock.cluster() {
+                hooks.push(StdArc::clone(&self.id));
+            }
+        }
+    }
+
+    /// The storage last reported on this broker.
+    #[cfg_attr(not(any(feature = "cluster", quota_loom)), allow(dead_code))]
+    pub(crate) fn storage(&self) -> u64 {
+        self.storage.get()
     }
 
     /// Sets the counts held and the storage occupied to `held`, every field

@@ -567,3 +567,80 @@ fn the_cluster_demo_refuses_bad_options() {
     assert!(run(&["--nodes", "3"]).contains("--redis"));
     assert!(run(&["--json"]).contains("--redis"));
 }
+
+/// Two brokers in one process (two managers, two syncs) share a tenant's
+/// topics and partitions through their leases, take back what the other
+/// gave up, and see its storage summed over both.
+#[test]
+fn two_brokers_share_topics_and_partitions_and_sum_storage() {
+    use std::sync::Arc;
+    use streambus_tenancy::server::{ClusterOptions, ClusterSync};
+    use streambus_tenancy::{Error, Manager, QuotaType, Quotas};
+
+    require_redis_server();
+    let _one = serial();
+    let redis = RedisServer::start();
+    let quotas = Quotas {
+        max_topics: 3,
+        max_partitions: 10,
+        ..Quotas::unlimited()
+    };
+    let brokers: Vec<(Arc<Manager>, ClusterSync)> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let m = Arc::new(Manager::new());
+            m.create_tenant("acme", "ACME", quotas).unwrap();
+            let sync = ClusterSync::start(Arc::clone(&m), &redis.url(), ClusterOptions::new(*name))
+                .unwrap();
+            (m, sync)
+        })
+        .collect();
+    let (a, b) = (&brokers[0].1, &brokers[1].1);
+    let refused = |r: Result<(), Error>, q: QuotaType| matches!(r, Err(Error::QuotaExceeded(ref e)) if e.quota_type == q && e.limit == quotas.get(q));
+    // Retries an add until it succeeds: units another broker leased and
+    // does not use come back within a round or two.
+    let eventually = |s: &ClusterSync, partitions: u32| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match s.add_topic("acme", partitions) {
+                Ok(()) => return,
+                Err(e) => assert!(Instant::now() < deadline, "never added: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    a.add_topic("acme", 4).unwrap();
+    eventually(b, 6);
+    // 10 partitions held between them: none left for a.
+    assert!(refused(a.add_topic("acme", 1), QuotaType::Partitions));
+    // (That refusal may have leased a topic to a for a round or two.)
+    eventually(b, 0);
+    // 3 topics held: none left.
+    assert!(refused(a.add_topic("acme", 0), QuotaType::Topics));
+    let leased = |s: &ClusterSync| s.leases("acme");
+    assert!(leased(a)[4] + leased(b)[4] <= 3 && leased(a)[5] + leased(b)[5] <= 10);
+
+    // b gives up a topic of 6 partitions: its lease goes back within a
+    // round or two, and a can take them.
+    b.remove_topic("acme", 6);
+    eventually(a, 6);
+    let held = |i: usize| brokers[i].0.get_usage("acme").unwrap();
+    assert_eq!(held(0).partitions + held(1).partitions, 10);
+    assert_eq!(held(0).topics + held(1).topics, 3);
+
+    // Storage: each reports its own; each sees the sum.
+    brokers[0].0.update_storage_usage("acme", 1_000).unwrap();
+    brokers[1].0.update_storage_usage("acme", 2_500).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for (_, sync) in &brokers {
+        let status = sync.status();
+        while status.tenant("acme").map(|v| v.cluster_storage) != Some(3_500) {
+            assert!(
+                Instant::now() < deadline,
+                "storage {:?}",
+                status.tenant("acme")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -251,3 +251,25 @@ pub mod call {
         g.check_n(NonZeroU32::new(MSG_BYTES as u32).unwrap())
     }
 }
+
+/// Cycles through a slice without a division per step.
+pub struct Cycle<'a, T> {
+    items: &'a [T],
+    next: usize,
+}
+
+impl<'a, T> Cycle<'a, T> {
+    pub fn new(items: &'a [T]) -> Self {
+        Cycle { items, next: 0 }
+    }
+
+    #[inline]
+    pub fn next(&mut self) -> &'a T {
+        let item = &self.items[self.next];
+        self.next += 1;
+        if self.next == self.items.len() {
+            self.next = 0;
+        }
+        item
+    }
+}

@@ -111,10 +111,13 @@ const BROKERS: &str = "{streambus-tenancy}:brokers";
 /// ms, buckets, live brokers, leave (1 or 0), then per rate (bytes,
 /// messages, requests) the window quota (-1: unlimited), demand (-1:
 /// unbounded), content and allowance in force; then per held count
-/// (connections, producers, consumers, consumer groups) the lease units
-/// given back. Returns the three allowances (-1:
-/// unlimited), the cluster-wide content per rate, and the brokers following
-/// the tenant; `{-2}` for a report that came too late.
+/// (connections, producers, consumers, consumer groups, topics,
+/// partitions) the lease units given back; then the tenant's storage on
+/// this broker, kept in the storage hash (KEYS[2]), which does not expire:
+/// the cluster-wide storage is the sum of every broker's last report. Returns the three allowances (-1:
+/// unlimited), the cluster-wide content per rate, the brokers following
+/// the tenant and the cluster-wide storage; `{-2}` for a report that came
+/// too late.
 const REPORT_SCRIPT: &str = r"
 local key, node = KEYS[1], ARGV[1]
 local seq, ttl, n, live = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -141,12 +144,16 @@ for f, v in pairs(fields) do
           'c1|' .. other, 'c2|' .. other, 'c3|' .. other,
           'w1|' .. other, 'w2|' .. other, 'w3|' .. other,
           'u1|' .. other, 'u2|' .. other, 'u3|' .. other,
-          'l1|' .. other, 'l2|' .. other, 'l3|' .. other, 'l4|' .. other)
+          'l1|' .. other, 'l2|' .. other, 'l3|' .. other, 'l4|' .. other,
+          'l5|' .. other, 'l6|' .. other)
       end
     end
   end
 end
-for kind = 1, 4 do
+redis.call('HSET', KEYS[2], node, ARGV[25])
+local storage = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[2])) do storage = storage + tonumber(v) end
+for kind = 1, 6 do
   local release = tonumber(ARGV[18 + kind])
   if release > 0 then
     local left = redis.call('HINCRBY', key, 'l' .. kind .. '|' .. node, -release)
@@ -160,7 +167,7 @@ if ARGV[6] == '1' then
     'u1|' .. node, 'u2|' .. node, 'u3|' .. node)
   redis.call('HSET', key, 's|' .. node, seq)
   redis.call('PEXPIRE', key, 20 * ttl)
-  return {-1, -1, -1, 0, 0, 0, #others}
+  return {-1, -1, -1, 0, 0, 0, #others, storage}
 end
 local k = #others + 1
 local out = {}
@@ -219,11 +226,12 @@ for r = 1, 3 do
 end
 redis.call('HSET', key, 's|' .. node, seq, 'h|' .. node, now)
 redis.call('PEXPIRE', key, 20 * ttl)
-return {out[1], out[2], out[3], used[1], used[2], used[3], k}
+return {out[1], out[2], out[3], used[1], used[2], used[3], k, storage}
 ";
 
-/// A lease request. KEYS: the tenant's key. ARGV: node, count (1 to 4:
-/// connections, producers, consumers, consumer groups), units wanted, the
+/// A lease request. KEYS: the tenant's key. ARGV: node, count (1 to 6:
+/// connections, producers, consumers, consumer groups, topics,
+/// partitions), units wanted, the
 /// quota, ttl in ms. Grants what fits under the quota beside the leases of
 /// the brokers heard from within the TTL (this one's included), and marks
 /// this broker heard from. Returns the units granted and the cluster-wide
@@ -328,6 +336,9 @@ pub struct TenantView {
     pub cluster_usage: [u64; 3],
     /// Brokers following the tenant.
     pub brokers: u64,
+    /// The tenant's storage cluster-wide: the sum of every broker's last
+    /// report (kept after a broker stops following the tenant).
+    pub cluster_storage: u64,
 }
 
 impl ClusterStatus {
@@ -443,13 +454,18 @@ pub struct ClusterSync {
     manager: Arc<Manager>,
 }
 
-/// The held counts a lease covers, in the order of the `l1`..`l4` fields.
-const LEASED: [Held; 4] = [
+/// The held counts a lease covers, in the order of the `l1`..`l6` fields.
+const LEASED: [Held; 6] = [
     Held::Connections,
     Held::Producers,
     Held::Consumers,
     Held::ConsumerGroups,
+    Held::Topics,
+    Held::Partitions,
 ];
+/// Indices of topics and partitions in [`LEASED`].
+const TOPICS: usize = 4;
+const PARTITIONS: usize = 5;
 
 /// How long an acquire waits for a lease from Redis before it falls back
 /// to the broker's share.
@@ -468,8 +484,9 @@ type LeaseEntry = Arc<Mutex<Lease>>;
 /// What a broker may hold of a tenant's held counts.
 #[derive(Debug, Default)]
 struct Lease {
-    /// Units per count: connections, producers, consumers, consumer groups.
-    units: [u64; 4],
+    /// Units per count: connections, producers, consumers, consumer groups,
+    /// topics, partitions.
+    units: [u64; 6],
     /// Whether an acquire came since the last round: a tenant in use keeps
     /// a batch in reserve, an unused one gives everything unheld back.
     touched: bool,
@@ -609,43 +626,87 @@ impl ClusterSync {
     /// [`Error::QuotaExceeded`] (its `current` is what this broker holds,
     /// its `limit` the tenant's quota), [`Error::TenantNotActive`],
     /// [`Error::TenantNotFound`]; [`Error::InvalidConfig`] if `kind` is not
-    /// one of the four.
+    /// one of the four (topics and partitions: [`ClusterSync::add_topic`]).
     pub fn acquire(&self, id: &str, kind: QuotaType) -> Result<Permit, Error> {
-        let Some(k) = LEASED.iter().position(|h| h.quota_type() == kind) else {
+        let Some(k) = LEASED[..TOPICS].iter().position(|h| h.quota_type() == kind) else {
             return Err(Error::InvalidConfig(format!(
                 "ClusterSync::acquire takes connections, producers, consumers or \
-                 consumer_groups, not {kind}"
+                 consumer_groups, not {kind} (topics: ClusterSync::add_topic)"
             )));
         };
         let held = LEASED[k];
         let tracker = self.manager.get_tracker(id)?;
-        let quota = tracker.quotas().get(kind);
-        if quota < 0 {
+        if tracker.quotas().get(kind) < 0 {
             tracker.acquire_within(held, None)?;
             return Ok(Permit::new(tracker, held));
         }
         let entry = self.leases.entry(tracker.id_arc());
         let mut lease = entry.lock().unwrap_or_else(|p| p.into_inner());
-        lease.touched = true;
-        if tracker.held(held) + 1 > lease.units[k] {
-            let live = self.status.live_brokers();
-            let want = lease_batch(quota as u64, live);
-            match self.request(tracker.id_arc(), k, want, quota as u64) {
-                // A grant of 0 leaves the lease used up: the engine refuses
-                // below, and counts the refusal where it counts every other.
-                Ok((grant, _leased)) => lease.units[k] += grant,
-                Err(e) => {
-                    let share = fallback_share(quota as u64, live);
-                    tracing::debug!(
-                        tenant = id,
-                        "lease from Redis failed ({e}); fallback share {share}"
-                    );
-                    lease.units[k] = lease.units[k].max(share);
-                }
-            }
-        }
+        self.ensure_lease(&tracker, &mut lease, k, 1);
         tracker.acquire_within(held, Some(lease.units[k]))?;
         Ok(Permit::new(tracker, held))
+    }
+
+    /// Takes one topic and `partitions` partitions of tenant `id` within
+    /// their quotas cluster-wide, as [`ClusterSync::acquire`] does for the
+    /// other counts (two leases: topics and partitions); give them back
+    /// with [`ClusterSync::remove_topic`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QuotaExceeded`] for `topics` or `partitions`,
+    /// [`Error::TenantNotActive`], [`Error::TenantNotFound`].
+    pub fn add_topic(&self, id: &str, partitions: u32) -> Result<(), Error> {
+        let tracker = self.manager.get_tracker(id)?;
+        let q = tracker.quotas();
+        let entry = self.leases.entry(tracker.id_arc());
+        let mut lease = entry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut leases = (u64::MAX, u64::MAX);
+        if q.max_topics >= 0 {
+            self.ensure_lease(&tracker, &mut lease, TOPICS, 1);
+            leases.0 = lease.units[TOPICS];
+        }
+        if q.max_partitions >= 0 {
+            self.ensure_lease(&tracker, &mut lease, PARTITIONS, u64::from(partitions));
+            leases.1 = lease.units[PARTITIONS];
+        }
+        tracker.add_topic_within(partitions, Some(leases))
+    }
+
+    /// Gives back one topic and `partitions` partitions of tenant `id` (the
+    /// lease units return to Redis within a round or two).
+    pub fn remove_topic(&self, id: &str, partitions: u32) {
+        if let Ok(t) = self.manager.get_tracker(id) {
+            t.remove_topic(partitions);
+        }
+    }
+
+    /// Makes room for `needed` more of count `k` in `lease`, asking Redis
+    /// if the lease is used up; if Redis does not answer, the lease may
+    /// grow to the fallback share.
+    fn ensure_lease(&self, tracker: &Arc<QuotaTracker>, lease: &mut Lease, k: usize, needed: u64) {
+        lease.touched = true;
+        let quota = tracker.quotas().get(LEASED[k].quota_type());
+        if quota < 0 || tracker.held(LEASED[k]).saturating_add(needed) <= lease.units[k] {
+            return;
+        }
+        let quota = quota as u64;
+        let live = self.status.live_brokers();
+        let short = tracker.held(LEASED[k]).saturating_add(needed) - lease.units[k];
+        let want = lease_batch(quota, live).max(short);
+        match self.request(tracker.id_arc(), k, want, quota) {
+            // A grant short of the need leaves the lease used up: the engine
+            // refuses, and counts the refusal where it counts every other.
+            Ok((grant, _leased)) => lease.units[k] += grant,
+            Err(e) => {
+                let share = fallback_share(quota, live);
+                tracing::debug!(
+                    tenant = tracker.id(),
+                    "lease from Redis failed ({e}); fallback share {share}"
+                );
+                lease.units[k] = lease.units[k].max(share);
+            }
+        }
     }
 
     /// Asks the lease thread for lease units and waits for the answer.
@@ -672,8 +733,8 @@ impl ClusterSync {
     }
 
     /// The lease units this broker holds for tenant `id` (connections,
-    /// producers, consumers, consumer groups).
-    pub fn leases(&self, id: &str) -> [u64; 4] {
+    /// producers, consumers, consumer groups, topics, partitions).
+    pub fn leases(&self, id: &str) -> [u64; 6] {
         self.leases
             .get(id)
             .map(|e| e.lock().unwrap_or_else(|p| p.into_inner()).units)
@@ -823,7 +884,9 @@ struct Report {
     content: [u64; 3],
     applied: [i64; 3],
     /// Lease units given back, per held count.
-    release: [u64; 4],
+    release: [u64; 6],
+    /// The tenant's storage on this broker.
+    storage: u64,
     leave: bool,
     snapshot: RateSnapshot,
 }
@@ -1003,7 +1066,7 @@ impl Run {
             }
             // Leases: keep what is held and a batch more; give the rest back
             // (locally first, so nothing can use it once Redis has it back).
-            let mut release = [0u64; 4];
+            let mut release = [0u64; 6];
             if let Some(entry) = self.leases.get(id) {
                 // Never wait for the lock here: an acquire holding it may be
                 // waiting for this very thread (its lease request). Busy:
@@ -1053,6 +1116,7 @@ impl Run {
                 content: snap.in_window,
                 applied,
                 release,
+                storage: f.tracker.storage(),
                 leave,
                 snapshot: snap,
             });
@@ -1067,6 +1131,7 @@ impl Run {
                 .map(|(i, rep)| {
                     let mut c = conn.clone();
                     let mut inv = script.key(tenant_key(&rep.id));
+                    inv.key(storage_key(&rep.id));
                     inv.arg(&node)
                         .arg(base_seq)
                         .arg(ttl_ms)
@@ -1082,6 +1147,7 @@ impl Run {
                     for units in rep.release {
                         inv.arg(units);
                     }
+                    inv.arg(rep.storage);
                     async move {
                         let a: Result<Vec<i64>, String> = inv
                             .invoke_async(&mut c)
@@ -1109,7 +1175,7 @@ impl Run {
             let Some(f) = self.followed.get_mut(&rep.id) else {
                 continue;
             };
-            if answer.first() == Some(&-2) || answer.len() < 7 {
+            if answer.first() == Some(&-2) || answer.len() < 8 {
                 continue;
             }
             f.last = rep.snapshot;
@@ -1146,6 +1212,7 @@ impl Run {
                     cluster_usage: [0, 1, 2]
                         .map(|r| geometry.per_second(answer[3 + r].max(0) as u64)),
                     brokers: answer[6].max(0) as u64,
+                    cluster_storage: answer[7].max(0) as u64,
                 },
             ));
         }
@@ -1198,4 +1265,9 @@ impl Run {
 /// tenants over its masters.
 fn tenant_key(id: &str) -> String {
     format!("streambus-tenancy:cq:{{{id}}}")
+}
+
+/// A tenant's storage reports (node -> bytes), in the slot of its key.
+fn storage_key(id: &str) -> String {
+    format!("streambus-tenancy:st:{{{id}}}")
 }

@@ -38,7 +38,7 @@
 //! | `streambus_cluster_sync_failures_total` | | rounds that failed (Redis unreachable, an error, too slow) |
 //! | `streambus_cluster_sync_duration_seconds` | `le` | histogram of round durations |
 //! | `streambus_tenant_cluster_allowance` | `tenant`, `quota` | the local allowance in force, per second; tenants the sync follows only |
-//! | `streambus_tenant_cluster_usage` | `tenant`, `quota` | the cluster-wide rate (every broker's last report), per second |
+//! | `streambus_tenant_cluster_usage` | `tenant`, `quota` | the cluster-wide rate per second, and storage bytes (`max_storage_bytes`): every broker's last report |
 //!
 //! Every row of the first table but the first is per tenant: about 47 series a tenant. Which
 //! tenants get them is [`TenantSeries`] ([`Metrics::with_tenant_series`]):
@@ -602,12 +602,18 @@ fn write_cluster<W: fmt::Write>(status: &super::ClusterStatus, w: &mut Text<'_, 
         }
     }
     let name = "streambus_tenant_cluster_usage";
-    let help = "Cluster-wide rate per second: every broker's last report.";
+    let help = "Cluster-wide rate per second, and storage bytes: every broker's last report.";
     w.header(name, help, "gauge")?;
     for (id, view) in &tenants {
         for (q, u) in rates.iter().zip(view.cluster_usage) {
             w.sample(name, id, Some(("quota", q)), u)?;
         }
+        w.sample(
+            name,
+            id,
+            Some(("quota", "max_storage_bytes")),
+            view.cluster_storage,
+        )?;
     }
     Ok(())
 }
