@@ -644,3 +644,60 @@ fn two_brokers_share_topics_and_partitions_and_sum_storage() {
         }
     }
 }
+
+/// Lease units a broker gives back while Redis is down are not lost: the
+/// give-back is repeated (with its own sequence number, so it applies once)
+/// until Redis answers, and another broker can then take every unit.
+#[test]
+fn a_give_back_survives_a_redis_restart() {
+    use std::sync::Arc;
+    use streambus_tenancy::server::{ClusterOptions, ClusterSync};
+    use streambus_tenancy::{Manager, QuotaType, Quotas};
+
+    require_redis_server();
+    let _one = serial();
+    let mut redis = RedisServer::start();
+    let quotas = Quotas {
+        max_connections: 4,
+        ..Quotas::unlimited()
+    };
+    let url = redis.url();
+    let broker = |name: &str| {
+        let m = Arc::new(Manager::new());
+        m.create_tenant("acme", "ACME", quotas).unwrap();
+        let sync = ClusterSync::start(Arc::clone(&m), &url, ClusterOptions::new(name)).unwrap();
+        (m, sync)
+    };
+    let (_ma, a) = broker("a");
+    let mut permits: Vec<_> = (0..4)
+        .map(|_| a.acquire("acme", QuotaType::Connections).unwrap())
+        .collect();
+    assert_eq!(a.leases("acme")[0], 4);
+    // a keeps one connection (so it keeps following the tenant) and gives
+    // three up.
+    permits.truncate(1);
+    // Redis dies (SIGKILL; the AOF has every write) before or while a gives
+    // the units back, and comes back a second later.
+    redis.restart_after(Duration::from_secs(1));
+    let (_mb, b) = broker("b");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut held = Vec::new();
+    while held.len() < 3 {
+        match b.acquire("acme", QuotaType::Connections) {
+            Ok(p) => held.push(p),
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "b holds {} of 3 ({e}); a's lease {:?}",
+                held.len(),
+                a.leases("acme")
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        b.acquire("acme", QuotaType::Connections).is_err(),
+        "4 held: no fifth"
+    );
+    assert_eq!(a.leases("acme")[0], 1, "a leases what it holds");
+    drop(permits);
+}

@@ -791,6 +791,15 @@ struct Followed {
     /// Set when the sync watched the tenant again to let it go: its totals
     /// then.
     leaving: Option<[u64; 3]>,
+    /// Lease units given back locally and not yet confirmed by Redis: the
+    /// report that carried them (its sequence number) until its answer
+    /// comes. A report whose answer was lost is sent again with its own
+    /// sequence number, so Redis applies it once whether or not it ran the
+    /// first time (a report it did run makes the copy stale).
+    unacked: Option<(u64, [u64; 6])>,
+    /// Lease units given back locally while an unacknowledged report is
+    /// outstanding, to send after it.
+    pending: [u64; 6],
 }
 
 /// Answers the acquires' lease requests on a thread of its own, on its own
@@ -885,6 +894,9 @@ struct Report {
     applied: [i64; 3],
     /// Lease units given back, per held count.
     release: [u64; 6],
+    /// The report's sequence number (an earlier one, to repeat a report
+    /// whose answer was lost).
+    seq: u64,
     /// The tenant's storage on this broker.
     storage: u64,
     leave: bool,
@@ -980,12 +992,26 @@ impl Run {
             });
         }
         for id in new {
-            if self.followed.contains_key(&id) {
-                continue;
-            }
             let Ok(tracker) = manager.get_tracker(&id) else {
                 continue;
             };
+            match self.followed.get_mut(&id) {
+                // Deleted and created again since: follow the new tracker
+                // (its reports replace the old one's; the lease entry is
+                // the tenant's on this broker, and its surplus goes back).
+                Some(f) if !Arc::ptr_eq(&f.tracker, &tracker) => {
+                    f.tracker = Arc::clone(&tracker);
+                    f.last = RateSnapshot {
+                        refused: [u64::MAX; 3],
+                        ..tracker.rate_snapshot()
+                    };
+                    f.leaving = None;
+                    f.idle_rounds = 0;
+                    continue;
+                }
+                Some(_) => continue,
+                None => {}
+            }
             if !Arc::ptr_eq(tracker.id_arc(), &id) && tracker.is_watched() {
                 // Replaced since (deleted and created again) and not called.
                 continue;
@@ -1007,6 +1033,8 @@ impl Run {
                     applied: caps,
                     idle_rounds: 0,
                     leaving: None,
+                    unacked: None,
+                    pending: [0; 6],
                 },
             );
         }
@@ -1035,6 +1063,8 @@ impl Run {
 
         let geometry = self.manager.geometry();
         let n = geometry.buckets;
+        let round_seq = self.seq;
+        self.seq += 1;
         let mut reports = Vec::with_capacity(self.followed.len());
         for (id, f) in &mut self.followed {
             let quotas = f.tracker.quotas();
@@ -1087,6 +1117,10 @@ impl Run {
                     Err(_) => busy = true,
                 }
             }
+            busy |= f.unacked.is_some() || f.pending.iter().any(|&u| u > 0);
+            // A tenant replaced (deleted, maybe created again) or deleted
+            // since: its old tracker leaves; a new one is fed by its calls.
+            let replaced = f.tracker.status() == crate::TenantStatus::Deleted;
             f.idle_rounds = if busy { 0 } else { f.idle_rounds + 1 };
             // Letting a tenant go takes two rounds: watch it again and read
             // its totals; a round later, leave only if no call cleared the
@@ -1109,6 +1143,30 @@ impl Run {
                 }
                 None => {}
             }
+            let leave = leave || (replaced && f.unacked.is_none());
+            // The give-back rides on this report, unless an earlier report's
+            // answer is outstanding: then that report goes again, and this
+            // give-back waits for the next.
+            let (seq, release) = match f.unacked {
+                Some((seq, earlier)) => {
+                    for (p, r) in f.pending.iter_mut().zip(release) {
+                        *p += r;
+                    }
+                    (seq, earlier)
+                }
+                None => {
+                    let mut all = std::mem::take(&mut f.pending);
+                    for (a, r) in all.iter_mut().zip(release) {
+                        *a += r;
+                    }
+                    (round_seq, all)
+                }
+            };
+            // Until its answer comes, this report is the outstanding one
+            // (also if the round is cut off by its timeout).
+            if release.iter().any(|&u| u > 0) {
+                f.unacked = Some((seq, release));
+            }
             reports.push(Report {
                 id: Arc::clone(id),
                 quota_window,
@@ -1116,6 +1174,7 @@ impl Run {
                 content: snap.in_window,
                 applied,
                 release,
+                seq,
                 storage: f.tracker.storage(),
                 leave,
                 snapshot: snap,
@@ -1124,8 +1183,6 @@ impl Run {
 
         let node = self.node.clone();
         let script = &self.report;
-        let base_seq = self.seq;
-        self.seq += 1;
         let answers: Vec<(usize, Result<Vec<i64>, String>)> =
             stream::iter(reports.iter().enumerate())
                 .map(|(i, rep)| {
@@ -1133,7 +1190,7 @@ impl Run {
                     let mut inv = script.key(tenant_key(&rep.id));
                     inv.key(storage_key(&rep.id));
                     inv.arg(&node)
-                        .arg(base_seq)
+                        .arg(rep.seq)
                         .arg(ttl_ms)
                         .arg(n)
                         .arg(live)
@@ -1175,6 +1232,11 @@ impl Run {
             let Some(f) = self.followed.get_mut(&rep.id) else {
                 continue;
             };
+            // Answered: its give-back is in Redis (applied now, or by the
+            // earlier copy of this report that makes this one stale).
+            if f.unacked.is_some_and(|(seq, _)| seq == rep.seq) {
+                f.unacked = None;
+            }
             if answer.first() == Some(&-2) || answer.len() < 8 {
                 continue;
             }

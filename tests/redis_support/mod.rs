@@ -193,7 +193,13 @@ impl RedisServer {
     /// Starts it again on the same port and directory (after
     /// [`RedisServer::kill9`]); it loads its AOF.
     pub fn restart(&mut self) {
+        self.restart_after(Duration::ZERO);
+    }
+
+    /// SIGKILL, then the same as [`RedisServer::restart`] after `down`.
+    pub fn restart_after(&mut self, down: Duration) {
         self.kill9();
+        std::thread::sleep(down);
         assert!(
             self.spawn(),
             "redis-server did not restart on port {}; its log:\n{}",
