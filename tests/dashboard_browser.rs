@@ -121,8 +121,15 @@ async fn wait_for(
 ) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let v = page.execute(script, vec![]).await.unwrap();
-        if ok(&v) {
+        // The page redraws its table and forms as data arrives: a script
+        // that runs in the middle of a redraw can find an element gone (a
+        // JavaScript error). That is "not yet", like a value that does not
+        // hold; the last one is reported at the deadline.
+        let v = match page.execute(script, vec![]).await {
+            Ok(v) => v,
+            Err(e) => Value::String(format!("script error: {e}")),
+        };
+        if !v.as_str().is_some_and(|s| s.starts_with("script error: ")) && ok(&v) {
             return v;
         }
         assert!(Instant::now() < deadline, "{what}: still {v}");
