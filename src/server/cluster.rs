@@ -1,4 +1,4 @@
-//! Cluster-wide rate quotas (feature `cluster`): a tenant served by several
+//! Cluster-wide quotas (feature `cluster`): a tenant served by several
 //! brokers gets its quota once across all of them, and `enforce_*` stays
 //! local.
 //!
@@ -9,6 +9,13 @@
 //! engine enforces the allowance as a cap on the tenant's rate quotas (see
 //! the crate's `cluster_hooks` module): no network call, lock or allocation
 //! on the produce path.
+//!
+//! Held counts (connections, producers, consumers, consumer groups, topics,
+//! partitions) hold cluster-wide when taken through the sync
+//! ([`ClusterSync::acquire`], [`ClusterSync::add_topic`]), within leases of
+//! units Redis grants each broker; storage is reported and summed
+//! ([`TenantView::cluster_storage`]). ARCHITECTURE.md, "Cluster-wide
+//! quotas", has both protocols.
 //!
 //! # The protocol (one script call per tenant and round, pipelined)
 //!
@@ -455,17 +462,10 @@ pub struct ClusterSync {
 }
 
 /// The held counts a lease covers, in the order of the `l1`..`l6` fields.
-const LEASED: [Held; 6] = [
-    Held::Connections,
-    Held::Producers,
-    Held::Consumers,
-    Held::ConsumerGroups,
-    Held::Topics,
-    Held::Partitions,
-];
+const LEASED: [Held; 6] = Held::ALL;
 /// Indices of topics and partitions in [`LEASED`].
-const TOPICS: usize = 4;
-const PARTITIONS: usize = 5;
+const TOPICS: usize = Held::Topics as usize;
+const PARTITIONS: usize = Held::Partitions as usize;
 
 /// How long an acquire waits for a lease from Redis before it falls back
 /// to the broker's share.
@@ -1301,10 +1301,12 @@ impl Run {
         self.hooks().set_cluster(live, false);
         self.recap_unfollowed();
         self.take_in();
+        // With Redis marked unreachable, a tenant's unfollowed caps are its
+        // fallback shares.
+        let manager = Arc::clone(&self.manager);
+        let hooks = manager.cluster_hooks().expect("attached");
         for f in self.followed.values_mut() {
-            let g = *f.tracker.clock_geometry();
-            let caps = crate::quotas::rates_of(&f.tracker.quotas())
-                .map(|q| (q >= 0).then(|| fallback_share(g.window_limit(q as u64), live)));
+            let caps = hooks.unfollowed_caps(&f.tracker.quotas(), f.tracker.clock_geometry());
             f.tracker.cap_rates(caps);
             f.applied = caps;
         }
