@@ -1048,11 +1048,20 @@ impl Slots {
     }
 
     /// The first `len` slots (`WINDOWS * buckets`, as at [`Slots::new`]).
+    ///
+    /// Whether they are inline is decided from `len`, which the caller has
+    /// from the clock's geometry (a line every tracker shares), not from
+    /// `heap`: that word sits after the inline slots, a cache line of its
+    /// own that a rotation would otherwise load for this one test.
     #[inline]
     fn get(&self, len: usize) -> &[AtomicU64] {
-        match &self.heap {
-            None => &self.inline[..len],
-            Some(heap) => heap,
+        if len <= self.inline.len() {
+            &self.inline[..len]
+        } else {
+            match &self.heap {
+                Some(heap) => heap,
+                None => unreachable!("a tracker for {len} slots has them on the heap"),
+            }
         }
     }
 }

@@ -453,25 +453,43 @@ impl<'a> Window<'a> {
 
     /// The common rotation, done in one pass: the head is open at `tick - 1`
     /// (the epoch says so too) and the call is the first of `tick`. Seals the
-    /// head, archives its count, opens `tick`, carries the base and admits,
-    /// each step once, with the values the earlier steps already read.
+    /// head, archives its count, and opens `tick` *with the call's amount
+    /// already in it* when the base can be carried: one compare-exchange
+    /// opens the tick and admits the call.
+    ///
+    /// The base for `tick` is decided before the seal, from values read
+    /// while the head was open at `tick - 1`: the base valid there (`prior`),
+    /// the head's count and the slot of `tick` (tick `tick - n`, which
+    /// leaves the window). That sum is what the window holds at `tick` before
+    /// anything is admitted there, or more (never less): once the head opened
+    /// at `tick - 1`, every slot of its window was final but for roll-backs
+    /// and clearings, which only lower slots; a roll-back of tick `tick - n`
+    /// itself lowers `prior` and the leaving count alike, so the sum stays
+    /// exact. Nothing can be admitted at `tick` before the opening
+    /// compare-exchange, so deciding the call on that sum and opening with
+    /// its amount (or with nothing, if it does not fit) is the admission the
+    /// general loop would make right after opening, made at the same point.
     ///
     /// It makes the same writes, in the same order and with the same
     /// orderings, as one pass of the general loop through
-    /// [`Window::advance`] followed by its admission, less two: a base valid
-    /// at `tick - 1` is not set invalid before the opening (it is not valid
-    /// at `tick` anyway; the carry replaces it by compare-exchange from the
-    /// value read before the seal, so a roll-back's invalidation in between
-    /// makes the carry fail; a base stamped with an older tick still is set
-    /// invalid, so no stamp can alias), and the slot is not re-checked against
-    /// the head before its write (the slot was read while the head was open
-    /// at `tick - 1`, and the seal succeeding proves no rotation came in
-    /// between, so the compare-exchange from that value can only succeed
-    /// for this rotation's archive).
+    /// [`Window::advance`] followed by its admission, less three: a base
+    /// valid at `tick - 1` is not set invalid before the opening (it is not
+    /// valid at `tick` anyway; the carry replaces it by compare-exchange from
+    /// the value read before the seal, so a roll-back's invalidation in
+    /// between makes the carry fail; a base stamped with an older tick still
+    /// is set invalid, so no stamp can alias), the slot is not re-checked
+    /// against the head before its write (the slot was read while the head
+    /// was open at `tick - 1`, and the seal succeeding proves no rotation
+    /// came in between, so the compare-exchange from that value can only
+    /// succeed for this rotation's archive), and the admission is the
+    /// opening itself.
     ///
-    /// `None` when the state is anything else or a step finds another
-    /// thread's work: the general loop then takes over from whatever state
-    /// the window is in (every step here is one it would help with).
+    /// Without a valid `prior` or with a left-over in the slot of `tick`,
+    /// the tick is opened empty, as by [`Window::advance`], and the admission
+    /// sums the slots. `None` when the state is anything else or a step
+    /// finds another thread's work: the general loop then takes over from
+    /// whatever state the window is in (every step here is one it would
+    /// help with).
     #[inline]
     fn rotate_one(
         &self,
@@ -492,6 +510,34 @@ impl<'a> Window<'a> {
         let archive = self.slot(index);
         // Acquire, as in `Window::advance`.
         let before = archive.load(Ordering::Acquire);
+        // The slot of `tick`: it must hold nothing or exactly tick
+        // `tick - n`, which leaves the window (the one-tick clearing of
+        // `clear_stale`); anything else is a left-over, cleared below.
+        let leaving_slot = self.slot(if index + 1 == n { 0 } else { index + 1 });
+        // Acquire, as in `Window::carry_base`.
+        let s = Bucket(leaving_slot.load(Ordering::Acquire));
+        let leaving = if n == 1 {
+            // One bucket: the slot of `tick` is the one `tick - 1` is about
+            // to be archived into, and that count is what leaves.
+            Some(head.count())
+        } else if s.age(tick) == n & STAMP_MASK {
+            Some(s.count())
+        } else if s.count() == 0 {
+            Some(0)
+        } else {
+            None
+        };
+        // The base for `tick`, if it can be carried from `prior`.
+        let carried = match leaving {
+            Some(leaving) if prior.is_open_at(from) => {
+                let sum = prior
+                    .count()
+                    .saturating_add(head.count())
+                    .saturating_sub(leaving);
+                (sum < COUNT_MAX).then_some(sum)
+            }
+            _ => None,
+        };
         // Seal (AcqRel, as in `Window::advance`).
         let sealed = head.sealed();
         self.hot
@@ -518,7 +564,21 @@ impl<'a> Window<'a> {
             // no stamp 2^24 ticks old can read as valid for `tick`.
             self.invalidate_base();
         }
-        let fresh = Bucket::new(tick, 0);
+        // The admission, decided on the carried base: the call's amount goes
+        // into the opening if it fits.
+        let decided = carried.map(|base| {
+            let used = if limit == u64::MAX { 0 } else { base };
+            if used.saturating_add(amount) > limit {
+                Err(Refused { used })
+            } else {
+                Ok(amount.min(COUNT_MAX))
+            }
+        });
+        let opened_with = match decided {
+            Some(Ok(count)) => count,
+            _ => 0,
+        };
+        let fresh = Bucket::new(tick, opened_with);
         // AcqRel, as in `Window::advance`.
         self.hot
             .head
@@ -527,47 +587,27 @@ impl<'a> Window<'a> {
         // The opener archives the count into the total (Relaxed: a
         // monitoring total, ordered by nothing).
         self.archived.fetch_add(head.count(), Ordering::Relaxed);
-        // The one-tick clearing of `clear_stale`: the slot of `tick` must
-        // hold nothing or exactly tick `tick - n`, which leaves the window.
-        let leaving_slot = self.slot(if index + 1 == n { 0 } else { index + 1 });
-        let s = Bucket(leaving_slot.load(Ordering::Acquire));
-        let leaving = if s.age(tick) == n & STAMP_MASK {
-            s.count()
-        } else if s.count() == 0 {
-            0
-        } else {
+        if let (Some(sum), Some(decided)) = (carried, decided) {
+            // AcqRel, as in `Window::carry_base`.
+            let _ = self.hot.base.compare_exchange(
+                prior.0,
+                Bucket::new(tick, sum).0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            return Some(decided.map(|count| (tick, count)));
+        }
+        if leaving.is_none() {
             // A left-over: clear it, and let the general loop sum anew.
             self.clear_slot(leaving_slot, tick, Some(tick));
             return None;
-        };
-        let mut base = None;
-        if prior.is_open_at(from) {
-            let sum = prior
-                .count()
-                .saturating_add(head.count())
-                .saturating_sub(leaving);
-            if sum < COUNT_MAX {
-                // AcqRel, as in `Window::carry_base`.
-                if self
-                    .hot
-                    .base
-                    .compare_exchange(
-                        prior.0,
-                        Bucket::new(tick, sum).0,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-                {
-                    base = Some(sum);
-                }
-            }
         }
-        // The admission, on the head just opened.
+        // No base to carry: the admission sums the slots, on the head just
+        // opened.
         let used = if limit == u64::MAX {
             0
         } else {
-            base.unwrap_or_else(|| self.base_for(tick))
+            self.base_for(tick)
         };
         if used.saturating_add(amount) > limit {
             return Some(Err(Refused { used }));
