@@ -21,6 +21,58 @@ pub(crate) struct Geometry {
     pub(crate) bucket_nanos: u64,
     /// Number of buckets in a window (1 ..= [`MAX_BUCKETS`]).
     pub(crate) buckets: u64,
+    /// `bucket_nanos` as a [`Divisor`]: every call turns its clock reading
+    /// into a tick with it.
+    per_bucket: Divisor,
+    /// `buckets` as a [`Divisor`]: a rotation finds a tick's slot with it.
+    pub(crate) per_window: Divisor,
+}
+
+/// Division of any `u64` by a divisor fixed when a manager is built, with a
+/// multiplication instead of a `div` instruction (20 to 40 cycles on the
+/// machines measured, on every call's path from the clock reading to its
+/// tick).
+///
+/// `m = floor((2^64 - 1) / d)`, and `floor(n * m / 2^64)` is `n / d` or one
+/// less: with `2^64 - 1 = m * d + r` (`r < d`), `n * m / 2^64` is
+/// `n / d - n * (r + 1) / (d * 2^64)`, and that last term is under 1 for
+/// every `n < 2^64`. One compare of the remainder corrects it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Divisor {
+    d: u64,
+    m: u64,
+}
+
+impl Divisor {
+    /// A divisor of `d` (more than 0).
+    pub(crate) const fn new(d: u64) -> Divisor {
+        assert!(d > 0, "division by zero");
+        Divisor { d, m: u64::MAX / d }
+    }
+
+    /// The divisor.
+    #[inline(always)]
+    pub(crate) fn get(self) -> u64 {
+        self.d
+    }
+
+    /// `n % d`, exactly.
+    #[inline(always)]
+    pub(crate) fn rem(self, n: u64) -> u64 {
+        n - self.div(n) * self.d
+    }
+
+    /// `n / d`, exactly.
+    #[inline(always)]
+    pub(crate) fn div(self, n: u64) -> u64 {
+        let q = ((n as u128 * self.m as u128) >> 64) as u64;
+        // `q` is the quotient or one less; the remainder tells which.
+        if n - q * self.d >= self.d {
+            q + 1
+        } else {
+            q
+        }
+    }
 }
 
 /// Largest bucket count a window may have.
@@ -58,6 +110,8 @@ impl Geometry {
         Ok(Geometry {
             bucket_nanos,
             buckets: buckets as u64,
+            per_bucket: Divisor::new(bucket_nanos),
+            per_window: Divisor::new(buckets as u64),
         })
     }
 
@@ -178,7 +232,7 @@ impl TickClock {
     pub(crate) fn now(&self) -> Now {
         let nanos = self.source.nanos(self.geometry.bucket_nanos);
         Now {
-            tick: nanos / self.geometry.bucket_nanos,
+            tick: self.geometry.per_bucket.div(nanos),
             nanos,
         }
     }
@@ -202,5 +256,75 @@ impl TickClock {
     #[cfg(quota_loom)]
     pub(crate) fn advance(&self, buckets: u64) {
         self.source.advance(buckets);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Divisor;
+
+    /// Every quotient against the `div` instruction: divisors and numerators
+    /// at the edges (around multiples of the divisor, near `u64::MAX`) and a
+    /// million pseudo-random pairs of every magnitude.
+    #[test]
+    fn divisor_agrees_with_division() {
+        let check = |d: u64, n: u64| {
+            assert_eq!(Divisor::new(d).div(n), n / d, "{n} / {d}");
+            assert_eq!(Divisor::new(d).rem(n), n % d, "{n} % {d}");
+        };
+        let divisors = [
+            1,
+            2,
+            3,
+            7,
+            10,
+            1_000,
+            100_000_000,
+            1_000_000_000,
+            (1 << 32) - 1,
+            1 << 32,
+            (1 << 32) + 1,
+            u64::MAX / 3,
+            u64::MAX / 2,
+            (u64::MAX / 2) + 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for &d in &divisors {
+            for n in [
+                0,
+                1,
+                2,
+                d - 1,
+                d,
+                d.saturating_add(1),
+                u64::MAX - 1,
+                u64::MAX,
+            ] {
+                check(d, n);
+            }
+            // Around the largest multiples of `d`.
+            let top = (u64::MAX / d) * d;
+            for k in 0..4u64 {
+                let m = top.saturating_sub(k.saturating_mul(d));
+                for n in [m.saturating_sub(1), m, m.saturating_add(1)] {
+                    check(d, n);
+                }
+            }
+        }
+        // xorshift64*, with the magnitudes spread by a random shift.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        for _ in 0..1_000_000 {
+            let (a, b, c) = (next(), next(), next());
+            let d = (a >> (c % 64)).max(1);
+            let n = b >> ((c >> 8) % 64);
+            check(d, n);
+        }
     }
 }

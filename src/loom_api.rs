@@ -36,7 +36,7 @@ impl LoomWindow {
     }
 
     fn window(&self) -> Window<'_> {
-        let n = self.slots.len() as u64;
+        let n = crate::clock::Divisor::new(self.slots.len() as u64);
         Window::new(
             &self.head,
             &self.archived,

@@ -263,12 +263,12 @@ impl QuotaTracker {
         // by side), then the connection window's, so that a rotation and a
         // sum of the produce path touch the same lines as with three windows.
         let (head, slots, layout) = if rate == OPENED {
-            (&self.opened, &slots[3 * n..], (1, 0, geometry.buckets))
+            (&self.opened, &slots[3 * n..], (1, 0, geometry.per_window))
         } else {
             (
                 &self.heads[rate],
                 &slots[..3 * n],
-                (3, rate, geometry.buckets),
+                (3, rate, geometry.per_window),
             )
         };
         Window::new(

@@ -83,7 +83,7 @@
 
 use std::time::Duration;
 
-use crate::clock::Now;
+use crate::clock::{Divisor, Now};
 use crate::sync::{AtomicU64, Ordering};
 
 const COUNT_BITS: u32 = 39;
@@ -206,7 +206,8 @@ pub(crate) struct Window<'a> {
     slots: &'a [AtomicU64],
     stride: usize,
     offset: usize,
-    n: u64,
+    /// The bucket count `n`, as a divisor (a tick's slot is `tick % n`).
+    n: Divisor,
     bucket_nanos: u64,
 }
 
@@ -313,10 +314,10 @@ impl<'a> Window<'a> {
         head: &'a WindowHead,
         archived: &'a AtomicU64,
         slots: &'a [AtomicU64],
-        (stride, offset, n): (usize, usize, u64),
+        (stride, offset, n): (usize, usize, Divisor),
         bucket_nanos: u64,
     ) -> Self {
-        debug_assert!(n >= 1 && offset < stride && slots.len() as u64 == n * stride as u64);
+        debug_assert!(offset < stride && slots.len() as u64 == n.get() * stride as u64);
         Window {
             hot: head,
             archived,
@@ -337,18 +338,18 @@ impl<'a> Window<'a> {
     /// The slot tick `tick` is archived into.
     #[inline]
     fn slot_of(&self, tick: u64) -> &'a AtomicU64 {
-        self.slot(tick % self.n)
+        self.slot(self.n.rem(tick))
     }
 
     /// Every slot, by index.
     #[inline]
     fn all_slots(&self) -> impl Iterator<Item = &'a AtomicU64> + '_ {
-        (0..self.n).map(move |i| self.slot(i))
+        (0..self.n.get()).map(move |i| self.slot(i))
     }
 
     #[inline]
     fn n(&self) -> u64 {
-        self.n
+        self.n.get()
     }
 
     /// Loads the head and expands its stamp to the full tick.
@@ -506,7 +507,7 @@ impl<'a> Window<'a> {
         // Acquire, as in `WindowHead::base_valid_at`.
         let prior = Bucket(self.hot.base.load(Ordering::Acquire));
         let n = self.n();
-        let index = from % n;
+        let index = self.n.rem(from);
         let archive = self.slot(index);
         // Acquire, as in `Window::advance`.
         let before = archive.load(Ordering::Acquire);
