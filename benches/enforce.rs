@@ -87,8 +87,16 @@ fn enforce_hot(c: &mut Criterion) {
     let ours_unlimited = common::ours(1, Quotas::unlimited());
     let seed = common::seed(1, roomy_quotas());
     let gov = governor_keyed(1, governor_roomy_quota());
+    let ours_cached = common::ours_cached_clock(1, roomy_quotas());
+    let gov_upkeep = common::governor_keyed_upkeep(1, governor_roomy_quota());
     assert_admits("ours", 100_000, |_| {
         ours.enforce_produce_quota(&id, MSG_BYTES, 1).is_ok()
+    });
+    assert_admits("ours-cached-clock", 100_000, |_| {
+        ours_cached.enforce_produce_quota(&id, MSG_BYTES, 1).is_ok()
+    });
+    assert_admits("governor-upkeep-clock", 100_000, |_| {
+        matches!(gov_upkeep.check_key_n(&id, gov_n()), Ok(Ok(_)))
     });
     assert_admits("seed", 100_000, |_| {
         seed.enforce_produce_quota(&id, BYTES_I64, 1).is_ok()
@@ -110,6 +118,12 @@ fn enforce_hot(c: &mut Criterion) {
     });
     g.bench_function(BenchmarkId::new("governor", "hot"), |b| {
         b.iter(|| call::governor_keyed(&gov, black_box(&id)))
+    });
+    g.bench_function(BenchmarkId::new("ours-cached-clock", "hot"), |b| {
+        b.iter(|| call::ours_produce(&ours_cached, black_box(&id)))
+    });
+    g.bench_function(BenchmarkId::new("governor-upkeep-clock", "hot"), |b| {
+        b.iter(|| call::governor_keyed_upkeep(&gov_upkeep, black_box(&id)))
     });
     g.finish();
     // Still admitting after the run: the comparison measured admissions.
@@ -265,8 +279,17 @@ fn enforce_tracker(c: &mut Criterion) {
     let seed = common::seed(1, roomy_quotas());
     let seed_tracker = seed.get_tracker(&id).unwrap();
     let gov = governor_direct(governor_roomy_quota());
+    let ours_cached = common::ours_cached_clock(1, roomy_quotas());
+    let tracker_cached = ours_cached.get_tracker(&id).unwrap();
+    let gov_upkeep = common::governor_direct_upkeep(governor_roomy_quota());
     assert_admits("ours", 100_000, |_| {
         tracker.enforce_produce(MSG_BYTES, 1).is_ok()
+    });
+    assert_admits("ours-cached-clock", 100_000, |_| {
+        tracker_cached.enforce_produce(MSG_BYTES, 1).is_ok()
+    });
+    assert_admits("governor-upkeep-clock", 100_000, |_| {
+        matches!(gov_upkeep.check_n(gov_n()), Ok(Ok(_)))
     });
     assert_admits("seed", 100_000, |_| {
         seed_tracker.enforce_produce(BYTES_I64, 1).is_ok()
@@ -289,6 +312,13 @@ fn enforce_tracker(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("governor-direct", "cached"), |b| {
         b.iter(|| call::governor_direct(black_box(&gov)))
     });
+    g.bench_function(BenchmarkId::new("ours-cached-clock", "cached"), |b| {
+        b.iter(|| call::ours_tracker_produce(black_box(&tracker_cached)))
+    });
+    g.bench_function(
+        BenchmarkId::new("governor-direct-upkeep-clock", "cached"),
+        |b| b.iter(|| call::governor_direct_upkeep(black_box(&gov_upkeep))),
+    );
     g.finish();
     assert!(matches!(gov.check_n(gov_n()), Ok(Ok(_))));
 }

@@ -200,14 +200,17 @@ pub(crate) struct TickClock {
 
 impl TickClock {
     /// Time from `clock` (`quanta::Clock::new()` if `None`; under
-    /// `--cfg quota_loom` a tick counter instead), ticks counted from now.
+    /// `--cfg quota_loom` a tick counter instead), ticks counted from now;
+    /// read from a cached reading if `cached` (someone must then call
+    /// [`TickClock::refresh`]).
     pub(crate) fn new(
         clock: Option<quanta::Clock>,
         geometry: Geometry,
         max_throttle: Duration,
+        cached: bool,
     ) -> TickClock {
         TickClock {
-            source: TimeSource::new(clock),
+            source: TimeSource::new(clock, cached),
             geometry,
             max_throttle,
             cluster: std::sync::OnceLock::new(),
@@ -225,6 +228,11 @@ impl TickClock {
     pub(crate) fn attach_cluster(&self) -> &crate::cluster_hooks::ClusterHooks {
         self.cluster
             .get_or_init(crate::cluster_hooks::ClusterHooks::new)
+    }
+
+    /// Stores a fresh reading for a cached clock's calls to read.
+    pub(crate) fn refresh(&self) {
+        self.source.refresh();
     }
 
     /// Reads the clock once.

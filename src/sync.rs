@@ -206,27 +206,57 @@ impl<T> SwapCell<T> {
 // ----- time ------------------------------------------------------------------
 
 /// Where the engine reads time: a `quanta::Clock` and the raw reading taken
-/// as the origin.
+/// as the origin; with a cached clock, the last reading a refresher thread
+/// stored (see `ManagerBuilder::cached_clock`).
 #[cfg(not(quota_loom))]
 #[derive(Debug)]
 pub(crate) struct TimeSource {
     clock: quanta::Clock,
     origin: u64,
+    /// Nanoseconds since the origin as last refreshed, if calls read a
+    /// cached reading instead of the clock.
+    cached: Option<AtomicU64>,
 }
 
 #[cfg(not(quota_loom))]
 impl TimeSource {
-    /// Time from `clock` (`quanta::Clock::new()` if `None`), counted from now.
-    pub(crate) fn new(clock: Option<quanta::Clock>) -> TimeSource {
+    /// Time from `clock` (`quanta::Clock::new()` if `None`), counted from
+    /// now; read from a cached reading if `cached`.
+    pub(crate) fn new(clock: Option<quanta::Clock>, cached: bool) -> TimeSource {
         let clock = clock.unwrap_or_default();
         let origin = clock.raw();
-        TimeSource { clock, origin }
+        TimeSource {
+            clock,
+            origin,
+            cached: cached.then(|| AtomicU64::new(0)),
+        }
     }
 
     /// Nanoseconds since the origin (`bucket_nanos` is for the stand-in).
     #[inline]
     pub(crate) fn nanos(&self, _bucket_nanos: u64) -> u64 {
+        match &self.cached {
+            // Relaxed: a reading orders nothing, and the engine takes a
+            // reading older than another thread's as it takes any stale one
+            // (window.rs, "Rotation"). The value only grows, and a thread
+            // never reads an older value of one atomic after a newer one.
+            Some(cached) => cached.load(Ordering::Relaxed),
+            None => self.read(),
+        }
+    }
+
+    /// Reads the clock itself.
+    #[inline]
+    fn read(&self) -> u64 {
         self.clock.delta_as_nanos(self.origin, self.clock.raw())
+    }
+
+    /// Stores a fresh reading for the calls to read (cached clocks only).
+    pub(crate) fn refresh(&self) {
+        if let Some(cached) = &self.cached {
+            // Never backwards, even if two refreshes race.
+            cached.fetch_max(self.read(), Ordering::Relaxed);
+        }
     }
 }
 
@@ -240,7 +270,7 @@ pub(crate) struct TimeSource {
 
 #[cfg(quota_loom)]
 impl TimeSource {
-    pub(crate) fn new(_clock: Option<quanta::Clock>) -> TimeSource {
+    pub(crate) fn new(_clock: Option<quanta::Clock>, _cached: bool) -> TimeSource {
         TimeSource {
             ticks: AtomicU64::new(0),
         }
@@ -252,6 +282,9 @@ impl TimeSource {
         // clock itself out of the orderings being verified.
         self.ticks.load(Ordering::SeqCst) * bucket_nanos
     }
+
+    /// Nothing to refresh: the models move time by hand.
+    pub(crate) fn refresh(&self) {}
 
     /// Moves time forward by whole buckets.
     pub(crate) fn advance(&self, buckets: u64) {

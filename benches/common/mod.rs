@@ -104,6 +104,65 @@ pub fn ours(n: usize, quotas: Quotas) -> Manager {
     m
 }
 
+/// [`ours`] with [`ManagerBuilder::cached_clock`] refreshed every
+/// millisecond: calls read a cached reading instead of the TSC.
+///
+/// [`ManagerBuilder::cached_clock`]: streambus_tenancy::ManagerBuilder::cached_clock
+pub fn ours_cached_clock(n: usize, quotas: Quotas) -> Manager {
+    let m = Manager::builder()
+        .cached_clock(Duration::from_millis(1))
+        .build();
+    for i in 0..n {
+        m.create_tenant(&tenant_id(i), "Bench tenant", quotas)
+            .unwrap();
+    }
+    m
+}
+
+/// Governor's clock that reads quanta's cached time, refreshed every
+/// millisecond by quanta's upkeep thread (one per process, shared by clones):
+/// the like-for-like baseline of [`ours_cached_clock`].
+pub fn governor_upkeep_clock() -> governor::clock::QuantaUpkeepClock {
+    static CLOCK: std::sync::OnceLock<governor::clock::QuantaUpkeepClock> =
+        std::sync::OnceLock::new();
+    CLOCK
+        .get_or_init(|| {
+            governor::clock::QuantaUpkeepClock::from_interval(Duration::from_millis(1))
+                .expect("quanta's upkeep thread")
+        })
+        .clone()
+}
+
+/// Governor keyed on [`governor_upkeep_clock`].
+pub type GovUpkeepKeyed = governor::RateLimiter<
+    String,
+    governor::state::keyed::DefaultKeyedStateStore<String>,
+    governor::clock::QuantaUpkeepClock,
+    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+>;
+
+/// Governor direct on [`governor_upkeep_clock`].
+pub type GovUpkeepDirect = governor::RateLimiter<
+    governor::state::direct::NotKeyed,
+    governor::state::InMemoryState,
+    governor::clock::QuantaUpkeepClock,
+    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+>;
+
+/// [`governor_keyed`] on [`governor_upkeep_clock`].
+pub fn governor_keyed_upkeep(n: usize, quota: GovQuota) -> GovUpkeepKeyed {
+    let g = GovUpkeepKeyed::dashmap_with_clock(quota, governor_upkeep_clock());
+    for i in 0..n {
+        let _ = g.check_key_n(&tenant_id(i), NonZeroU32::new(1).unwrap());
+    }
+    g
+}
+
+/// [`governor_direct`] on [`governor_upkeep_clock`].
+pub fn governor_direct_upkeep(quota: GovQuota) -> GovUpkeepDirect {
+    GovUpkeepDirect::direct_with_clock(quota, governor_upkeep_clock())
+}
+
 /// Our engine on a frozen mock clock (the window never frees).
 pub fn ours_mock(n: usize, quotas: Quotas) -> (Manager, std::sync::Arc<quanta::Mock>) {
     let (clock, mock) = quanta::Clock::mock();
@@ -191,6 +250,16 @@ pub mod call {
 
     type GovInstant = <governor::clock::DefaultClock as governor::clock::Clock>::Instant;
     type GovResult = Result<Result<(), NotUntil<GovInstant>>, governor::InsufficientCapacity>;
+
+    #[inline(never)]
+    pub fn governor_keyed_upkeep(g: &super::GovUpkeepKeyed, id: &String) -> GovResult {
+        g.check_key_n(id, super::gov_n())
+    }
+
+    #[inline(never)]
+    pub fn governor_direct_upkeep(g: &super::GovUpkeepDirect) -> GovResult {
+        g.check_n(super::gov_n())
+    }
 
     #[inline(never)]
     pub fn ours_produce(m: &Manager, id: &str) -> Result<(), Error> {
