@@ -122,15 +122,14 @@ impl ManagerBuilder {
     /// Reading the CPU's time-stamp counter and scaling it costs about
     /// 9.5 ns, about half of an admission through a cached
     /// [`QuotaTracker`]; a cached reading is one load (about 1.7 ns on the
-    /// machine in BENCHMARKS.md). The price: a call may be counted up to
-    /// `refresh` (plus the thread's scheduling delay) late, in the bucket
-    /// before the one the clock is in, and a refusal's `retry_after` and a
-    /// throttle delay may be that much longer. With the default 100 ms
-    /// buckets, a refresh of 1 ms moves at most about 1% of a bucket's
-    /// calls to the bucket before, which is older and so leaves the window
-    /// sooner: the window admits at most what it would with the clock read
-    /// 1 ms earlier. Kafka's quota manager reads a millisecond clock the
-    /// same way.
+    /// machine in BENCHMARKS.md; the admission was about 5 ns faster). The
+    /// price: every call reads a time up to `refresh` (plus the thread's
+    /// scheduling delay) old. The windows are exact in that time, so a call
+    /// is counted, and later leaves the window, as if it had come that much
+    /// earlier, and a refusal's `retry_after` and a throttle delay may be
+    /// that much longer. With the default 100 ms buckets and a 1 ms refresh,
+    /// about 1% of a bucket's calls land in the bucket before. Kafka's quota
+    /// manager reads a millisecond clock the same way.
     ///
     /// The thread (named `streambus-clock`) wakes every `refresh` and stops
     /// within one `refresh` of the last handle on the manager's clock going
