@@ -565,39 +565,46 @@ impl<'a> Window<'a> {
             // no stamp 2^24 ticks old can read as valid for `tick`.
             self.invalidate_base();
         }
-        // The admission, decided on the carried base: the call's amount goes
-        // into the opening if it fits.
-        let decided = carried.map(|base| {
+        if let Some(base) = carried {
+            // The admission, decided on the carried base: the call's amount
+            // goes into the opening if it fits.
             let used = if limit == u64::MAX { 0 } else { base };
-            if used.saturating_add(amount) > limit {
-                Err(Refused { used })
+            let fits = used.saturating_add(amount) <= limit;
+            let count = if fits { amount.min(COUNT_MAX) } else { 0 };
+            // AcqRel, as in `Window::advance`.
+            self.hot
+                .head
+                .compare_exchange(
+                    sealed.0,
+                    Bucket::new(tick, count).0,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .ok()?;
+            // The opener archives the count into the total (Relaxed: a
+            // monitoring total, ordered by nothing).
+            self.archived.fetch_add(head.count(), Ordering::Relaxed);
+            // AcqRel, as in `Window::carry_base`.
+            let _ = self.hot.base.compare_exchange(
+                prior.0,
+                Bucket::new(tick, base).0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            return Some(if fits {
+                Ok((tick, count))
             } else {
-                Ok(amount.min(COUNT_MAX))
-            }
-        });
-        let opened_with = match decided {
-            Some(Ok(count)) => count,
-            _ => 0,
-        };
-        let fresh = Bucket::new(tick, opened_with);
+                Err(Refused { used })
+            });
+        }
+        let fresh = Bucket::new(tick, 0);
         // AcqRel, as in `Window::advance`.
         self.hot
             .head
             .compare_exchange(sealed.0, fresh.0, Ordering::AcqRel, Ordering::Acquire)
             .ok()?;
-        // The opener archives the count into the total (Relaxed: a
-        // monitoring total, ordered by nothing).
+        // As above.
         self.archived.fetch_add(head.count(), Ordering::Relaxed);
-        if let (Some(sum), Some(decided)) = (carried, decided) {
-            // AcqRel, as in `Window::carry_base`.
-            let _ = self.hot.base.compare_exchange(
-                prior.0,
-                Bucket::new(tick, sum).0,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
-            return Some(decided.map(|count| (tick, count)));
-        }
         if leaving.is_none() {
             // A left-over: clear it, and let the general loop sum anew.
             self.clear_slot(leaving_slot, tick, Some(tick));
