@@ -41,11 +41,20 @@ fn drop_and_join(m: Manager) {
     eventually("the clock thread stops", || clock_threads() == 0);
 }
 
-fn bytes_quota(per_second: i64) -> Quotas {
-    Quotas {
-        max_bytes_per_second: per_second,
+/// A manager on a mock clock read through a cached reading refreshed every
+/// millisecond, with tenant `t` at 1,000 bytes/s.
+fn cached_mock_manager() -> (Manager, std::sync::Arc<quanta::Mock>) {
+    let (clock, mock) = quanta::Clock::mock();
+    let m = Manager::builder()
+        .clock(clock)
+        .cached_clock(Duration::from_millis(1))
+        .build();
+    let quotas = Quotas {
+        max_bytes_per_second: 1000,
         ..Quotas::unlimited()
-    }
+    };
+    m.create_tenant("t", "T", quotas).unwrap();
+    (m, mock)
 }
 
 #[test]
@@ -79,12 +88,7 @@ fn refresh_is_validated() {
 #[test]
 fn calls_see_the_clock_through_the_refresher() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (clock, mock) = quanta::Clock::mock();
-    let m = Manager::builder()
-        .clock(clock)
-        .cached_clock(Duration::from_millis(1))
-        .build();
-    m.create_tenant("t", "T", bytes_quota(1000)).unwrap();
+    let (m, mock) = cached_mock_manager();
     m.enforce_produce_quota("t", 1000, 1).unwrap();
     match m.enforce_produce_quota("t", 1, 1) {
         Err(Error::QuotaExceeded(e)) => assert_eq!(e.quota_type, QuotaType::BytesPerSecond),
@@ -106,12 +110,7 @@ fn the_refresher_stops_with_the_last_handle() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // The other tests join their clock threads before letting go of SERIAL.
     assert_eq!(clock_threads(), 0);
-    let (clock, mock) = quanta::Clock::mock();
-    let m = Manager::builder()
-        .clock(clock)
-        .cached_clock(Duration::from_millis(1))
-        .build();
-    m.create_tenant("t", "T", bytes_quota(1000)).unwrap();
+    let (m, mock) = cached_mock_manager();
     // A new thread names itself once it runs.
     eventually("the clock thread starts", || clock_threads() == 1);
     let tracker = m.get_tracker("t").unwrap();
