@@ -163,7 +163,8 @@ impl ManagerBuilder {
     /// the window does not split into equal whole-nanosecond buckets,
     /// `max_throttle` is 0 or longer than an hour, or a
     /// [`cached_clock`](ManagerBuilder::cached_clock) refresh is 0 or longer
-    /// than a bucket.
+    /// than a bucket; also if the cached clock's thread cannot be started
+    /// (the process is out of threads), with the operating system's reason.
     pub fn try_build(self) -> Result<Manager, Error> {
         let geometry = Geometry::new(self.window, self.buckets).map_err(Error::InvalidConfig)?;
         let max_throttle =
