@@ -127,9 +127,13 @@ impl ManagerBuilder {
     /// scheduling delay) old. The windows are exact in that time, so a call
     /// is counted, and later leaves the window, as if it had come that much
     /// earlier, and a refusal's `retry_after` and a throttle delay may be
-    /// that much longer. With the default 100 ms buckets and a 1 ms refresh,
-    /// about 1% of a bucket's calls land in the bucket before. Kafka's quota
-    /// manager reads a millisecond clock the same way.
+    /// that much longer. In real time the lag moves: a window filled while
+    /// the thread was late by `D` empties `D` early, so a span of real time
+    /// one window long can hold a window's quota plus what was admitted in
+    /// the last `D` of the span before. With the default 100 ms buckets and
+    /// a 1 ms refresh, at most about 1% of a bucket's calls (half that on
+    /// average) land in the bucket before. Kafka's quota manager reads a
+    /// millisecond clock the same way.
     ///
     /// The thread (named `streambus-clock`) wakes every `refresh` and stops
     /// within one `refresh` of the last handle on the manager's clock going
@@ -137,7 +141,8 @@ impl ManagerBuilder {
     /// clock is read by the thread too, so a test that moves it by hand
     /// must wait for the next refresh to see the move.
     ///
-    /// `refresh` must be more than 0 and at most one bucket
+    /// `refresh` must be at least 100 µs (shorter would keep the thread
+    /// busy waking for nothing) and at most one bucket
     /// ([`ManagerBuilder::try_build`] refuses anything else).
     ///
     /// ```
@@ -162,8 +167,8 @@ impl ManagerBuilder {
     /// window is longer than an hour, a bucket would be shorter than 1 µs,
     /// the window does not split into equal whole-nanosecond buckets,
     /// `max_throttle` is 0 or longer than an hour, or a
-    /// [`cached_clock`](ManagerBuilder::cached_clock) refresh is 0 or longer
-    /// than a bucket; also if the cached clock's thread cannot be started
+    /// [`cached_clock`](ManagerBuilder::cached_clock) refresh is under
+    /// 100 µs or longer than a bucket; also if the cached clock's thread cannot be started
     /// (the process is out of threads), with the operating system's reason.
     pub fn try_build(self) -> Result<Manager, Error> {
         let geometry = Geometry::new(self.window, self.buckets).map_err(Error::InvalidConfig)?;
@@ -171,9 +176,9 @@ impl ManagerBuilder {
             validate_max_throttle(self.max_throttle).map_err(Error::InvalidConfig)?;
         if let Some(refresh) = self.cached_clock {
             let bucket = Duration::from_nanos(geometry.bucket_nanos);
-            if refresh.is_zero() || refresh > bucket {
+            if refresh < MIN_CLOCK_REFRESH || refresh > bucket {
                 return Err(Error::InvalidConfig(format!(
-                    "cached_clock refresh must be more than 0 and at most one bucket ({bucket:?}), got {refresh:?}"
+                    "cached_clock refresh must be at least {MIN_CLOCK_REFRESH:?} and at most one bucket ({bucket:?}), got {refresh:?}"
                 )));
             }
         }
@@ -205,6 +210,9 @@ impl ManagerBuilder {
         }
     }
 }
+
+/// The shortest refresh a cached clock may have.
+const MIN_CLOCK_REFRESH: Duration = Duration::from_micros(100);
 
 /// Starts the thread that refreshes a cached clock every `refresh` until
 /// the clock is dropped.

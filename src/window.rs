@@ -464,9 +464,14 @@ impl<'a> Window<'a> {
     /// leaves the window). That sum is what the window holds at `tick` before
     /// anything is admitted there, or more (never less): once the head opened
     /// at `tick - 1`, every slot of its window was final but for roll-backs
-    /// and clearings, which only lower slots; a roll-back of tick `tick - n`
-    /// itself lowers `prior` and the leaving count alike, so the sum stays
-    /// exact. Nothing can be admitted at `tick` before the opening
+    /// and clearings, which only lower slots (a late helper's archive
+    /// compare-exchanges from a value read before the archive, which no
+    /// longer matches, and writes nothing). The leaving slot is loaded after
+    /// `prior` (Acquire), so it is at most what `prior` counted for tick
+    /// `tick - n`: a roll-back of that tick landing between the two loads
+    /// leaves the sum high by the amount rolled back (the call errs towards
+    /// refusing), and one landing before or after both keeps it exact.
+    /// Nothing can be admitted at `tick` before the opening
     /// compare-exchange, so deciding the call on that sum and opening with
     /// its amount (or with nothing, if it does not fit) is the admission the
     /// general loop would make right after opening, made at the same point.

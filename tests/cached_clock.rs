@@ -60,7 +60,11 @@ fn cached_mock_manager() -> (Manager, std::sync::Arc<quanta::Mock>) {
 #[test]
 fn refresh_is_validated() {
     // Default geometry: 1 s in 10 buckets of 100 ms.
-    for bad in [Duration::ZERO, Duration::from_millis(101)] {
+    for bad in [
+        Duration::ZERO,
+        Duration::from_micros(99),
+        Duration::from_millis(101),
+    ] {
         let e = Manager::builder()
             .cached_clock(bad)
             .try_build()
@@ -68,8 +72,14 @@ fn refresh_is_validated() {
         assert!(matches!(e, Error::InvalidConfig(_)), "{e:?}");
         assert!(e.to_string().contains("cached_clock refresh"), "{e}");
     }
-    // One bucket is the longest refresh; with 1 s buckets, 1 s is fine.
+    // 100 µs is the shortest refresh, one bucket the longest; with 1 s
+    // buckets, 1 s is fine.
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    drop_and_join(
+        Manager::builder()
+            .cached_clock(Duration::from_micros(100))
+            .build(),
+    );
     drop_and_join(
         Manager::builder()
             .cached_clock(Duration::from_millis(100))
