@@ -122,8 +122,9 @@ impl Held {
 // Layout: everything an admission that does not rotate reads (the status,
 // the clock, the rate limits and the three windows' head, epoch and base)
 // comes first, in declaration order (`repr(C)`): 128 bytes, three cache
-// lines at most (aligning the struct to 64 bytes would make it two, but the
-// aligned allocations measured slower; see BENCHMARKS.md). The lifetime
+// lines at most (aligning the struct to 64 bytes would make it two, but it
+// pads the `Arc` header to 64 bytes, a tenant past 1 KiB, for no wall-clock
+// difference measured; see BENCHMARKS.md). The lifetime
 // totals and the slots follow inline, so a rotation reaches the one or two
 // lines of slots it writes from the tracker's own address, without first
 // loading a pointer to another allocation.
