@@ -31,11 +31,14 @@ impl Counter {
         Counter(AtomicU64::new(0))
     }
 
-    /// Adds `n` if `held + n <= limit` (`limit < 0` is unlimited).
+    /// Adds `n` if `held + n <= limit` (`limit < 0` is unlimited),
+    /// saturating at `u64::MAX`.
     ///
-    /// On refusal returns what was held when the decision was made.
+    /// Returns the amount actually added (less than `n` only at saturation,
+    /// which a roll-back must give back instead of `n`); on refusal, what
+    /// was held when the decision was made.
     #[inline]
-    pub(crate) fn try_acquire(&self, n: u64, limit: i64) -> Result<(), u64> {
+    pub(crate) fn try_acquire(&self, n: u64, limit: i64) -> Result<u64, u64> {
         // Acquire: pairs with the AcqRel of the last release or acquire.
         let mut held = self.0.load(Ordering::Acquire);
         loop {
@@ -47,7 +50,7 @@ impl Counter {
                 .0
                 .compare_exchange_weak(held, next, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(next - held),
                 Err(actual) => held = actual,
             }
         }

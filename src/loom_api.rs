@@ -98,7 +98,7 @@ impl Default for LoomCounter {
 impl LoomCounter {
     /// `Counter::try_acquire`.
     pub fn try_acquire(&self, n: u64, limit: i64) -> Result<(), u64> {
-        self.0.try_acquire(n, limit)
+        self.0.try_acquire(n, limit).map(|_| ())
     }
 
     /// `Counter::release`.

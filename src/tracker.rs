@@ -683,6 +683,7 @@ impl QuotaTracker {
         let quota = self.quotas.load().get(held.quota_type());
         self.counts[held as usize]
             .try_acquire(1, within(quota, lease))
+            .map(|_| ())
             .map_err(|current| self.quota_error(held.quota_type(), current, quota))
     }
 
@@ -735,6 +736,7 @@ impl QuotaTracker {
         let quota = q.max_connections;
         self.counts[Held::Connections as usize]
             .try_acquire(1, within(quota, lease))
+            .map(|_| ())
             .map_err(|current| {
                 let (tick, added) = counted;
                 window.unrecord(tick, added);
@@ -842,13 +844,15 @@ impl QuotaTracker {
             ),
             None => (q.max_topics, q.max_partitions),
         };
-        self.counts[Held::Topics as usize]
+        let added = self.counts[Held::Topics as usize]
             .try_acquire(1, topics)
             .map_err(|c| self.quota_error(QuotaType::Topics, c, q.max_topics))?;
         if let Err(c) =
             self.counts[Held::Partitions as usize].try_acquire(u64::from(partitions), parts)
         {
-            self.counts[Held::Topics as usize].release(1);
+            // Give back what was added: nothing if the count was saturated
+            // (a restored `u64::MAX`), so a refusal leaves it as it was.
+            self.counts[Held::Topics as usize].release(added);
             return Err(self.quota_error(QuotaType::Partitions, c, q.max_partitions));
         }
         Ok(())

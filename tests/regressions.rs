@@ -138,3 +138,39 @@ fn quotas_json_must_be_an_object() {
         assert!(parsed.is_err(), "{text} parsed as {parsed:?}");
     }
 }
+
+/// A refused `add_topic` leaves a saturated topic count as it was.
+///
+/// `add_topic` takes the topic, then the partitions, and gives the topic
+/// back if the partitions are refused. With the count restored to
+/// `u64::MAX` and topics unlimited, the take adds nothing (the count
+/// saturates), but the give-back took one: the refusal left `u64::MAX - 1`
+/// where the model, all or nothing, leaves `u64::MAX`. The give-back is now
+/// what the take added.
+#[test]
+fn refused_topic_leaves_saturated_count() {
+    let (m, _mock) = manager(Duration::from_secs(1), 10);
+    let quotas = Quotas {
+        max_partitions: 0,
+        ..Quotas::unlimited()
+    };
+    m.create_tenant("t", "T", quotas).unwrap();
+    let t = m.get_tracker("t").unwrap();
+    t.restore_usage(&streambus_tenancy::HeldUsage {
+        topics: u64::MAX,
+        ..Default::default()
+    });
+    let refused = t.add_topic(1).unwrap_err();
+    assert_eq!(
+        refused.as_quota_error().map(|e| e.quota_type),
+        Some(QuotaType::Partitions)
+    );
+    assert_eq!(t.get_usage().topics, u64::MAX);
+    // Below saturation the give-back is the one topic taken.
+    t.restore_usage(&streambus_tenancy::HeldUsage {
+        topics: 5,
+        ..Default::default()
+    });
+    assert!(t.add_topic(1).is_err());
+    assert_eq!(t.get_usage().topics, 5);
+}
