@@ -814,6 +814,12 @@ impl<'a> Window<'a> {
     /// high by that amount until the next rotation, and the window errs
     /// towards refusing, never past its limit. The same holds of
     /// [`Window::publish_base`].
+    ///
+    /// The slot is read after the opening, so a rotation right after ours
+    /// may already have archived tick `tick` into it: the count of
+    /// `tick - n` that `before` holds is then gone, and nothing is carried
+    /// (taking 0 for it left the base high by that count; loom model 1d
+    /// found it, a stale admission racing a rotation two ticks ahead).
     #[cold]
     fn carry_base(&self, before: u64, sealed: u64, tick: u64) {
         let n = self.n();
@@ -822,8 +828,16 @@ impl<'a> Window<'a> {
         // exactly tick `tick - n`. (With one bucket that is the slot `sealed`
         // was just archived into, and the base stays 0; but there the
         // clearing has zeroed that slot and no carry is made.)
-        let leaving = if slot.age(tick) == n & STAMP_MASK {
+        let age = slot.age(tick);
+        let leaving = if age == n & STAMP_MASK {
             slot.count()
+        } else if age == 0 || age > STAMP_MASK / 2 {
+            // Archived since the opening (tick `tick` itself, sealed and
+            // archived by a rotation that came right after ours): the count
+            // of `tick - n` that `before` holds is gone from the slot, and a
+            // carry that took 0 for it would be high by that much. Leave the
+            // base invalid; the next admission sums the slots.
+            return;
         } else {
             0
         };
