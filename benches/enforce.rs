@@ -7,7 +7,8 @@
 //! - `enforce_spread`: the same over 10k and 100k tenants, ids precomputed and
 //!   visited in a shuffled order;
 //! - `enforce_cold`: 100k tenants, every call in a new bucket for its tenant
-//!   (ours on a mock clock moved a bucket per pass);
+//!   (ours on a mock clock moved a bucket per pass; `ours-3-buckets` three
+//!   buckets per pass, a tenant touched every few buckets);
 //! - `enforce_zipf`: a Zipf(1.0) mix over 100k tenants, real clock;
 //! - `enforce_tracker`: through the cached per-tenant handle;
 //! - `refusal`: a tenant over its bytes quota (our engine on a frozen mock
@@ -212,6 +213,22 @@ fn enforce_cold(c: &mut Criterion) {
         b.iter(|| {
             if next == 0 {
                 mock.increment(bucket);
+            }
+            let r = call::ours_produce(&ours, &ids[next]);
+            next += 1;
+            if next == ids.len() {
+                next = 0;
+            }
+            r
+        })
+    });
+    // The same tenants touched every three buckets: each call's windows are
+    // three ticks behind (two skipped ticks leave the window with the call's).
+    g.bench_function(BenchmarkId::new("ours-3-buckets", n), |b| {
+        let mut next = 0;
+        b.iter(|| {
+            if next == 0 {
+                mock.increment(3 * bucket);
             }
             let r = call::ours_produce(&ours, &ids[next]);
             next += 1;

@@ -238,12 +238,16 @@ fn spread_ids_baseline(f: &'static Spread<()>) {
 
 // `warm_same_bucket`: tenants warm, no time passed (lookup and cache misses
 // only). `warm_next_bucket`: the clock moved one 100 ms bucket, so each call
-// rotates its windows. `idle_real_clock`: the real clock, tenants untouched
+// rotates its windows. `warm_three_buckets`: the clock moved three buckets, so
+// each call's windows are three ticks behind (a tenant touched every few
+// buckets: two skipped ticks and their leaving slots). `idle_real_clock`: the
+// real clock, tenants untouched
 // since they were created more than a window earlier (valgrind is slow), so
 // each call also re-stamps every slot.
 #[library_benchmark]
 #[bench::warm_same_bucket(ours_spread_mock(std::time::Duration::ZERO))]
 #[bench::warm_next_bucket(ours_spread_mock(std::time::Duration::from_millis(100)))]
+#[bench::warm_three_buckets(ours_spread_mock(std::time::Duration::from_millis(300)))]
 #[bench::idle_real_clock(ours_spread_idle())]
 fn enforce_spread_ours(f: &'static Spread<Manager>) {
     for id in &f.ids[SPREAD - OPS..] {

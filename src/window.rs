@@ -452,86 +452,105 @@ impl<'a> Window<'a> {
         }
     }
 
-    /// The common rotation, done in one pass: the head is open at `tick - 1`
-    /// (the epoch says so too) and the call is the first of `tick`. Seals the
-    /// head, archives its count, and opens `tick` *with the call's amount
-    /// already in it* when the base can be carried: one compare-exchange
-    /// opens the tick and admits the call.
+    /// The common rotation, done in one pass: the head is open at a tick
+    /// `from` less than a window behind `tick` (the epoch says so too) and
+    /// the call is the first of `tick`. Seals the head, archives its count,
+    /// and opens `tick` *with the call's amount already in it* when the base
+    /// can be carried: one compare-exchange opens the tick and admits the
+    /// call. Most often `from` is `tick - 1` (a tenant touched about once a
+    /// bucket); a tenant touched every few buckets is `k = tick - from`
+    /// ticks behind, `1 < k < n`.
     ///
     /// The base for `tick` is decided before the seal, from values read
-    /// while the head was open at `tick - 1`: the base valid there (`prior`),
-    /// the head's count and the slot of `tick` (tick `tick - n`, which
-    /// leaves the window). That sum is what the window holds at `tick` before
-    /// anything is admitted there, or more (never less): once the head opened
-    /// at `tick - 1`, every slot of its window was final but for roll-backs
-    /// and clearings, which only lower slots (a late helper's archive
-    /// compare-exchanges from a value read before the archive, which no
-    /// longer matches, and writes nothing). The leaving slot is loaded after
-    /// `prior` (Acquire), so it is at most what `prior` counted for tick
-    /// `tick - n`: a roll-back of that tick landing between the two loads
-    /// leaves the sum high by the amount rolled back (the call errs towards
-    /// refusing), and one landing before or after both keeps it exact.
-    /// Nothing can be admitted at `tick` before the opening
-    /// compare-exchange, so deciding the call on that sum and opening with
-    /// its amount (or with nothing, if it does not fit) is the admission the
-    /// general loop would make right after opening, made at the same point.
+    /// while the head was open at `from`: the base valid there (`prior`),
+    /// the head's count and the slots of ticks `from + 1 ..= tick` (ticks
+    /// `from + 1 - n ..= tick - n`, which leave the window). That sum is
+    /// what the window holds at `tick` before anything is admitted there, or
+    /// more (never less): once the head opened at `from`, every slot of its
+    /// window was final but for roll-backs and clearings, which only lower
+    /// slots (a late helper's archive compare-exchanges from a value read
+    /// before the archive, which no longer matches, and writes nothing). The
+    /// leaving slots are loaded after `prior` (Acquire), so each is at most
+    /// what `prior` counted for its tick: a roll-back of a leaving tick
+    /// landing between the loads leaves the sum high by the amount rolled
+    /// back (the call errs towards refusing), and one landing before or
+    /// after them keeps it exact. The skipped ticks `from + 1 .. tick` never
+    /// had a head, so their slots can only hold the tick a window older
+    /// (which leaves) or nothing: anything else is a left-over, and with
+    /// `k > 1` any left-over hands the call to the general loop before
+    /// anything is written (its clearing, [`Window::clear_stale`], visits
+    /// exactly these slots). Nothing can be admitted at `tick` before the
+    /// opening compare-exchange, so deciding the call on that sum and
+    /// opening with its amount (or with nothing, if it does not fit) is the
+    /// admission the general loop would make right after opening, made at
+    /// the same point.
     ///
     /// It makes the same writes, in the same order and with the same
     /// orderings, as one pass of the general loop through
     /// [`Window::advance`] followed by its admission, less three: a base
-    /// valid at `tick - 1` is not set invalid before the opening (it is not
+    /// valid at `from` is not set invalid before the opening (it is not
     /// valid at `tick` anyway; the carry replaces it by compare-exchange from
     /// the value read before the seal, so a roll-back's invalidation in
     /// between makes the carry fail; a base stamped with an older tick still
     /// is set invalid, so no stamp can alias), the slot is not re-checked
     /// against the head before its write (the slot was read while the head
-    /// was open at `tick - 1`, and the seal succeeding proves no rotation
-    /// came in between, so the compare-exchange from that value can only
-    /// succeed for this rotation's archive), and the admission is the
-    /// opening itself.
+    /// was open at `from`, and the seal succeeding proves no rotation came
+    /// in between, so the compare-exchange from that value can only succeed
+    /// for this rotation's archive), and the admission is the opening
+    /// itself. The visited slots need no clearing: they were checked to
+    /// hold nothing or the tick a window older, which the clearing leaves.
     ///
-    /// Without a valid `prior` or with a left-over in the slot of `tick`,
-    /// the tick is opened empty, as by [`Window::advance`], and the admission
-    /// sums the slots. `None` when the state is anything else or a step
-    /// finds another thread's work: the general loop then takes over from
-    /// whatever state the window is in (every step here is one it would
-    /// help with).
-    #[inline]
+    /// Without a valid `prior` the tick is opened empty, as by
+    /// [`Window::advance`], and the admission sums the slots; so it is, when
+    /// `k = 1`, with a left-over in the slot of `tick` (which is then
+    /// cleared, and the general loop sums anew). `None` when the state is
+    /// anything else or a step finds another thread's work: the general loop
+    /// then takes over from whatever state the window is in (every step here
+    /// is one it would help with).
+    #[inline(always)]
     fn rotate_one(
         &self,
         tick: u64,
         amount: u64,
         limit: u64,
     ) -> Option<Result<(u64, u64), Refused>> {
-        let from = tick.checked_sub(1)?;
         // Acquire, as in `Window::load_head`.
         let head = Bucket(self.hot.head.load(Ordering::Acquire));
-        if !head.is_open_at(from) || self.hot.epoch.load(Ordering::Acquire) != from {
+        let from = self.hot.epoch.load(Ordering::Acquire);
+        let n = self.n();
+        // One tick behind (any window, one bucket included), or less than a
+        // window behind (a reading older than `from` wraps to a huge `k`).
+        let k = tick.wrapping_sub(from);
+        if (k != 1 && !(2..n).contains(&k)) || !head.is_open_at(from) {
             return None;
         }
         // Acquire, as in `WindowHead::base_valid_at`.
         let prior = Bucket(self.hot.base.load(Ordering::Acquire));
-        let n = self.n();
         let index = self.n.rem(from);
         let archive = self.slot(index);
         // Acquire, as in `Window::advance`.
         let before = archive.load(Ordering::Acquire);
-        // The slot of `tick`: it must hold nothing or exactly tick
-        // `tick - n`, which leaves the window (the one-tick clearing of
-        // `clear_stale`); anything else is a left-over, cleared below.
+        // The slots of `from + 1 ..= tick`: each must hold nothing or
+        // exactly the tick a window older, which leaves the window (what the
+        // clearing of `clear_stale` leaves); anything else is a left-over.
         let leaving_slot = self.slot(if index + 1 == n { 0 } else { index + 1 });
-        // Acquire, as in `Window::carry_base`.
-        let s = Bucket(leaving_slot.load(Ordering::Acquire));
-        let leaving = if n == 1 {
-            // One bucket: the slot of `tick` is the one `tick - 1` is about
-            // to be archived into, and that count is what leaves.
-            Some(head.count())
-        } else if s.age(tick) == n & STAMP_MASK {
-            Some(s.count())
-        } else if s.count() == 0 {
-            Some(0)
+        let leaving = if k == 1 {
+            // Acquire, as in `Window::carry_base`.
+            let s = Bucket(leaving_slot.load(Ordering::Acquire));
+            if n == 1 {
+                // One bucket: the slot of `tick` is the one `from` is about
+                // to be archived into, and that count is what leaves.
+                Some(head.count())
+            } else if s.age(tick) == n & STAMP_MASK {
+                Some(s.count())
+            } else if s.count() == 0 {
+                Some(0)
+            } else {
+                None
+            }
         } else {
-            None
+            // A left-over among them: the general loop clears it.
+            Some(self.leaving_sum(index, from, k)?)
         };
         // The base for `tick`, if it can be carried from `prior`.
         let carried = match leaving {
@@ -558,12 +577,19 @@ impl<'a> Window<'a> {
                 .compare_exchange(before, target.0, Ordering::AcqRel, Ordering::Acquire)
                 .ok()?;
         }
-        // AcqRel, as in `Window::advance`. Every other raise is to a tick
-        // of at least `tick`, so a failure leaves the epoch at or past it.
-        let _ = self
-            .hot
-            .epoch
-            .compare_exchange(from, tick, Ordering::AcqRel, Ordering::Relaxed);
+        if k == 1 {
+            // AcqRel, as in `Window::advance`. Every other raise is to a
+            // tick of at least `tick`, so a failure leaves the epoch at or
+            // past it.
+            let _ =
+                self.hot
+                    .epoch
+                    .compare_exchange(from, tick, Ordering::AcqRel, Ordering::Relaxed);
+        } else {
+            // Another thread may raise it to a tick between `from` and
+            // `tick`: as in `Window::advance`.
+            self.hot.epoch.fetch_max(tick, Ordering::AcqRel);
+        }
         if !prior.is_open_at(from) && prior.0 != INVALID_BASE {
             // A base stamped with an older tick (never summed since, as in
             // an unlimited window): set it invalid before the opening, so
@@ -640,6 +666,30 @@ impl<'a> Window<'a> {
             )
             .ok()?;
         Some(Ok((tick, count)))
+    }
+
+    /// The counts leaving the window when its head moves from `from` (slot
+    /// index `index`) to `from + k` (`1 < k < n`): the slots of ticks
+    /// `from + 1 ..= from + k`, each holding exactly the tick a window older
+    /// or nothing. `None` if one holds anything else (a left-over). Loads
+    /// only (Acquire, as in `Window::carry_base`).
+    #[inline(never)]
+    fn leaving_sum(&self, index: u64, from: u64, k: u64) -> Option<u64> {
+        let n = self.n();
+        let mut sum = 0u64;
+        for j in 1..=k {
+            let i = index + j;
+            let s = Bucket(
+                self.slot(if i >= n { i - n } else { i })
+                    .load(Ordering::Acquire),
+            );
+            if s.age(from + j) == n & STAMP_MASK {
+                sum = sum.saturating_add(s.count());
+            } else if s.count() != 0 {
+                return None;
+            }
+        }
+        Some(sum)
     }
 
     /// Counts `amount` without a limit (saturating at [`COUNT_MAX`] per
