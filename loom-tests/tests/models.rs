@@ -194,6 +194,61 @@ fn window_rotate_two_behind_races_stale_admission() {
     });
 }
 
+/// Model 1e: two rotations of one window race from the same head: one to the
+/// next tick, one two ticks ahead (`k = 2`, whose epoch raise is a
+/// `fetch_max`, since the other may raise it to the tick in between).
+/// Whichever opens first, exactly one call fits, a refusal is justified by
+/// what the window held and never reports more than it held, and the
+/// window's contents and total agree with what was admitted.
+#[test]
+fn window_rotations_one_and_two_ahead_race() {
+    model(3, || {
+        let w = Arc::new(LoomWindow::new(3));
+        // Ticks 0, 1 and 2 hold 2, 1 and 1 of a limit of 5: at tick 3 the
+        // window holds 2, at tick 4 only tick 2's 1.
+        assert_eq!(w.try_admit(0, 2, 5), Ok(0));
+        assert_eq!(w.try_admit(1, 1, 5), Ok(1));
+        assert_eq!(w.try_admit(2, 1, 5), Ok(2));
+        let next = {
+            let w = w.clone();
+            thread::spawn(move || w.try_admit(3, 1, 5))
+        };
+        let two_ahead = {
+            let w = w.clone();
+            thread::spawn(move || w.try_admit(4, 4, 5))
+        };
+        let a = next.join().unwrap();
+        let b = two_ahead.join().unwrap();
+        assert!(
+            a.is_ok() != b.is_ok(),
+            "exactly one fits: {a:?} {b:?} {}",
+            w.dump()
+        );
+        match (a, b) {
+            (Ok(tick), Err(used)) => {
+                assert!(tick == 3 || tick == 4, "{tick} {}", w.dump());
+                assert!(used + 4 > 5, "refused with room: {used} {}", w.dump());
+                assert!(
+                    used <= w.used(4),
+                    "refused on more than the window held: {used} {}",
+                    w.dump()
+                );
+                assert_eq!(w.used(4), 2, "{}", w.dump());
+                assert_eq!(w.used(5), 1, "{}", w.dump());
+                assert_eq!(w.total(), 5);
+            }
+            (Err(used), Ok(tick)) => {
+                assert_eq!(tick, 4, "{}", w.dump());
+                assert!(used + 1 > 5, "refused with room: {used} {}", w.dump());
+                assert_eq!(w.used(4), 5, "{}", w.dump());
+                assert_eq!(w.used(5), 4, "{}", w.dump());
+                assert_eq!(w.total(), 8);
+            }
+            _ => unreachable!(),
+        }
+    });
+}
+
 /// Model 2: three threads race for a window with room for exactly one.
 /// Exactly one wins, and the window then holds exactly the limit.
 #[test]
