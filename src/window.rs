@@ -541,12 +541,8 @@ impl<'a> Window<'a> {
                 // One bucket: the slot of `tick` is the one `from` is about
                 // to be archived into, and that count is what leaves.
                 Some(head.count())
-            } else if s.age(tick) == n & STAMP_MASK {
-                Some(s.count())
-            } else if s.count() == 0 {
-                Some(0)
             } else {
-                None
+                self.leaving_count(s, tick)
             }
         } else {
             // A left-over among them: the general loop clears it.
@@ -683,13 +679,24 @@ impl<'a> Window<'a> {
                 self.slot(if i >= n { i - n } else { i })
                     .load(Ordering::Acquire),
             );
-            if s.age(from + j) == n & STAMP_MASK {
-                sum = sum.saturating_add(s.count());
-            } else if s.count() != 0 {
-                return None;
-            }
+            sum = sum.saturating_add(self.leaving_count(s, from + j)?);
         }
         Some(sum)
+    }
+
+    /// What the slot `s` of tick `t` takes out of the window when the head
+    /// opens at `t`: its count if it holds exactly tick `t - n` (what the
+    /// clearing of `clear_stale` leaves), 0 if it holds nothing, `None` if it
+    /// holds anything else (a left-over).
+    #[inline(always)]
+    fn leaving_count(&self, s: Bucket, t: u64) -> Option<u64> {
+        if s.age(t) == self.n() & STAMP_MASK {
+            Some(s.count())
+        } else if s.count() == 0 {
+            Some(0)
+        } else {
+            None
+        }
     }
 
     /// Counts `amount` without a limit (saturating at [`COUNT_MAX`] per
